@@ -1,0 +1,78 @@
+"""The ``kubesvc`` command.
+
+``kubesvc up`` runs the whole cluster in the foreground; each component also
+runs alone (``kubesvc apiserver``, ...).  Errors a user can cause (a data dir
+in use, a port taken, a bad flag) print one line and exit non-zero: never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from kubesvc import __version__
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "kubesvc"
+
+
+class CliError(Exception):
+    """A failure to report as one line on stderr."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="kubesvc", description="The Kubernetes Service system, in Python.")
+    p.add_argument("--version", action="version", version=f"kubesvc {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    up = sub.add_parser("up", help="run the cluster in the foreground (API server and controllers)")
+    _server_flags(up)
+
+    api = sub.add_parser("apiserver", help="run the API server alone")
+    _server_flags(api)
+    return p
+
+
+def _server_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, default=None, help="state, certificates and kubeconfig (default %(default)s: ~/.local/share/kubesvc)")
+    p.add_argument("--port", type=int, default=6443, help="API server port (default 6443)")
+    p.add_argument("--bind-address", default="127.0.0.1", help="API server address (default 127.0.0.1)")
+    p.add_argument("--storage", default=None, help="storage URL: sqlite:///path/state.db (default, in the data dir) or memory://")
+    p.add_argument("--service-cidr", default="10.0.0.0/16", help="ClusterIP range (default 10.0.0.0/16)")
+    p.add_argument("--service-node-port-range", default="30000-32767", help="NodePort range (default 30000-32767)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        if args.command in ("up", "apiserver"):
+            from kubesvc.cli.up import run_up
+
+            return asyncio.run(run_up(args, with_controllers=args.command == "up"))
+    except CliError as e:
+        print(f"kubesvc: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    parser.print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""``kubesvc up``: the whole cluster in one process, on one event loop.
+
+Order of start: lock the data dir (a second ``up`` on it refuses), make or load
+the PKI, write the kubeconfig, start the API server, then the controllers as
+API clients of it.  SIGINT/SIGTERM stop everything in reverse order, flushing
+storage last, so no acknowledged write is lost on a clean stop (and none on a
+crash either: writes are acknowledged only once durable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import IO, Any
+
+from kubesvc.cli.main import CliError, default_data_dir
+
+log = logging.getLogger("kubesvc")
+NODE_NETWORK_GATEWAY = "172.18.0.1"
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """Hold an exclusive lock on ``DIR/kubesvc.lock`` for the life of the process."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    f = open(data_dir / "kubesvc.lock", "a+")  # noqa: SIM115 - held open on purpose
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        f.seek(0)
+        owner = f.read().strip() or "another process"
+        f.close()
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            raise CliError(f"data dir {data_dir} is already in use by kubesvc (pid {owner}); stop it first or pass another --data-dir") from None
+        raise
+    f.truncate(0)
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in text.split("-", 1))
+    except ValueError:
+        raise CliError(f"invalid --service-node-port-range {text!r}: want LOW-HIGH, e.g. 30000-32767") from None
+    if not 1 <= lo <= hi <= 65535:
+        raise CliError(f"invalid --service-node-port-range {text!r}")
+    return lo, hi
+
+
+async def run_up(args: argparse.Namespace, *, with_controllers: bool) -> int:
+    from kubesvc.apiserver.pki import authenticate, ensure_pki, write_kubeconfig
+    from kubesvc.apiserver.server import ApiServer, ApiServerConfig
+
+    data_dir: Path = (args.data_dir or default_data_dir()).absolute()
+    lock = lock_data_dir(data_dir)
+    storage = args.storage or f"sqlite:///{data_dir / 'state.db'}"
+    pki = ensure_pki(data_dir, hosts=["127.0.0.1", "localhost", NODE_NETWORK_GATEWAY, args.bind_address])
+
+    def auth(request: Any) -> str | None:
+        transport = request.transport
+        peercert = transport.get_extra_info("peercert") if transport is not None else None
+        return authenticate(peercert, request.headers.get("Authorization"), pki)
+
+    cfg = ApiServerConfig(
+        storage_url=storage, bind_address=args.bind_address, port=args.port,
+        ssl_context=pki.server_ssl_context(), authenticate=auth,
+        service_cidr=args.service_cidr, node_port_range=parse_port_range(args.service_node_port_range),
+    )
+    server = ApiServer(cfg)
+    try:
+        await server.start()
+    except OSError as e:
+        lock.close()
+        raise CliError(f"cannot listen on {args.bind_address}:{args.port}: {e.strerror or e}") from None
+    except ValueError as e:
+        lock.close()
+        raise CliError(str(e)) from None
+    host = "127.0.0.1" if args.bind_address in ("0.0.0.0", "::") else args.bind_address
+    kubeconfig = data_dir / "kubeconfig"
+    write_kubeconfig(kubeconfig, server=f"https://{host}:{server.port}", pki=pki)
+
+    stoppers: list[Callable[[], Awaitable[None]]] = []
+    if with_controllers:
+        from kubesvc.cli.components import start_controllers
+
+        stoppers.append(await start_controllers(kubeconfig))
+
+    print(f"kubesvc is up: export KUBECONFIG={kubeconfig}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping")
+    for s in reversed(stoppers):
+        with contextlib.suppress(Exception):
+            await s()
+    await server.stop()
+    lock.close()
+    return 0
