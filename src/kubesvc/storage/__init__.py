@@ -53,6 +53,8 @@ def open_store(url: str, **options: int) -> Store:
     if parts.scheme == "sqlite":
         path = unquote(parts.path)
         if parts.netloc or not path.startswith("/") or path == "/":
-            raise ValueError(f"sqlite storage needs an absolute path: sqlite:///abs/path/state.db, got {url!r}")
+            raise ValueError(
+                f"sqlite storage needs an absolute path: sqlite:///abs/path/state.db, got {url!r}"
+            )
         return SqliteStore(path, **options)
     raise ValueError(f"unsupported storage URL {url!r} (use memory:// or sqlite:///abs/path/state.db)")

@@ -129,7 +129,8 @@ async def test_failure_also_fails_queued_writes_to_the_same_keys(tmp_path: Path)
 
     persistence.write_batch = first_fails  # type: ignore[method-assign]
     first = asyncio.create_task(store.create("/s/a", svc("a")))
-    await asyncio.sleep(0.05)  # batch 1 is now in the worker thread
+    while calls == 0:  # wait until batch 1 is in the worker thread
+        await asyncio.sleep(0.005)
     dependent = asyncio.create_task(store.update("/s/a", svc("a", port=2)))
     independent = asyncio.create_task(store.create("/s/b", svc("b")))
     await asyncio.sleep(0.01)
