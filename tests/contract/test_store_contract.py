@@ -238,9 +238,11 @@ async def test_list_pages_return_every_item_once(store: Store, with_predicate: b
     seen: list[str] = []
     token = None
     pages = 0
+    revisions = set()
     while True:
         res = await store.list("/s", predicate=predicate, limit=10, continue_token=token)
         pages += 1
+        revisions.add(res.revision)
         assert len(res.items) <= 10
         seen += [s.key for s in res.items]
         if not with_predicate:
@@ -250,6 +252,7 @@ async def test_list_pages_return_every_item_once(store: Store, with_predicate: b
             break
     assert seen == expected
     assert pages == -(-len(expected) // 10)
+    assert revisions == {store.revision}
 
 
 async def test_list_continue_sees_later_writes_ahead_of_cursor(store: Store) -> None:
@@ -259,6 +262,19 @@ async def test_list_continue_sees_later_writes_ahead_of_cursor(store: Store) -> 
     await store.create("/s/9", svc("9"))
     rest = await store.list("/s", limit=10, continue_token=first.continue_token)
     assert [s.key for s in rest.items] == ["/s/2", "/s/3", "/s/9"]
+
+
+async def test_paged_list_then_watch_misses_nothing(store: Store) -> None:
+    for i in range(4):
+        await store.create(f"/s/{i}", svc(str(i)))
+    first = await store.list("/s", limit=2)
+    await store.update("/s/0", svc("0", port=9))  # behind the cursor: not in any page
+    await store.create("/s/00", svc("00"))  # behind the cursor too
+    rest = await store.list("/s", limit=10, continue_token=first.continue_token)
+    assert rest.revision == first.revision  # the first page's revision, on every page
+    w = store.watch("/s", after_revision=rest.revision)
+    assert [(e.type, e.key) for e in await take(w, 2)] == [(MODIFIED, "/s/0"), (ADDED, "/s/00")]
+    w.close()
 
 
 async def test_list_garbage_continue(store: Store) -> None:

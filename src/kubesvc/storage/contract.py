@@ -175,11 +175,17 @@ class Store(Protocol):
     ) -> ListResult:
         """Keys under ``prefix`` in key order, filtered by ``predicate``.  ``limit``
         caps the page; the result's ``continue_token`` fetches the next one.
-        A token older than the compacted revision raises :class:`TooOldRevision`."""
+        A token older than the compacted revision raises :class:`TooOldRevision`.
+
+        ``prefix`` names a directory: ``/a/b`` and ``/a/b/`` both cover
+        ``/a/b/x`` but never ``/a/bc/x``.  Later pages read the current state
+        after the last key returned (not a snapshot) and all pages report the
+        first page's revision, so a watch from it misses nothing."""
         ...
 
     def watch(self, prefix: str, *, after_revision: int) -> Watch:
-        """Events under ``prefix`` with revision > ``after_revision``, in order.
+        """Events under ``prefix`` (a directory, as for :meth:`list`) with
+        revision > ``after_revision``, in order.
         Raises :class:`TooOldRevision` if history before that is compacted."""
         ...
 

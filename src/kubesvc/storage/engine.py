@@ -242,20 +242,27 @@ class Engine:
         limit: int | None = None,
         continue_token: str | None = None,
     ) -> ListResult:
-        """Prefix scan in key order.  Pages after the first continue from the
-        *current* state after the last key returned: they are not a
-        point-in-time snapshot (keys created behind the cursor are missed,
-        keys changed ahead of it show their newer value)."""
+        """Prefix scan in key order.
+
+        Pages after the first continue from the *current* state after the last
+        key returned: they are not a point-in-time snapshot (keys created
+        behind the cursor are missed, keys changed ahead of it show their newer
+        value).  So every page reports the *first* page's revision: a client
+        that watches from it afterwards is replayed every change it may have
+        missed while paging (some twice, which an informer's upsert absorbs)."""
         self._check_open()
         prefix = dir_prefix(prefix)
         keys = self._keys
         start = bisect.bisect_left(keys, prefix)
+        list_rev = self._revision
         if continue_token is not None:
-            rv, after = _decode_token(continue_token)
+            list_rev, after = _decode_token(continue_token)
             if not after.startswith(prefix):
                 raise InvalidContinue(f"continue token is not for prefix {prefix}")
-            if rv < self._oldest:
-                raise TooOldRevision(rv, self._oldest)
+            if list_rev < self._oldest:
+                raise TooOldRevision(list_rev, self._oldest)
+            if list_rev > self._revision:
+                raise InvalidContinue("continue token from the future")
             start = bisect.bisect_right(keys, after)
         end = _prefix_end(keys, prefix)
         cap = limit if limit is not None and limit > 0 else None
@@ -275,8 +282,8 @@ class Engine:
                 i += 1
             remaining = 0 if i >= end else None
         if items and remaining != 0:
-            token = _encode_token(self._revision, items[-1].key)
-        return ListResult(items, self._revision, token, remaining)
+            token = _encode_token(list_rev, items[-1].key)
+        return ListResult(items, list_rev, token, remaining)
 
     # ----- writes -----
 
