@@ -260,10 +260,6 @@ class Registry:
             errs += strat.validate_status_update(obj, old)
         else:
             errs += strat.validate_update(obj, old)
-        if old_m.get("deletionTimestamp"):
-            new_fin = set(m.get("finalizers") or [])
-            if new_fin - set(old_m.get("finalizers") or []):
-                errs.append(errors.forbidden("metadata.finalizers", "no new finalizers can be added if the object is being deleted"))
         if errs:
             raise errors.invalid_error(res.kind, str(m.get("name")), errs, res.group)
         if strat.has_generation and _spec_part(obj) != _spec_part(old):
