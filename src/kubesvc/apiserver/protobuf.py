@@ -198,9 +198,9 @@ def _time(data: memoryview, micro: bool) -> str | None:
         t = _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
     except OverflowError as exc:
         raise ProtobufError(f"timestamp out of range: {seconds}s") from exc
-    if micro:
-        return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond:06d}Z"
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Explicit widths: strftime("%Y") does not zero-pad years below 1000 on glibc.
+    base = f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+    return f"{base}.{t.microsecond:06d}Z" if micro else f"{base}Z"
 
 
 def _int_or_string(data: memoryview) -> int | str:

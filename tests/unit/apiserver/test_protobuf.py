@@ -303,6 +303,13 @@ def test_epoch_time_is_not_null() -> None:
     }
 
 
+def test_time_edges() -> None:
+    year_one = decode_message("core.Taint", b(1, "k") + b(4, v(1, -62135596800)))
+    assert year_one == {"key": "k", "timeAdded": "0001-01-01T00:00:00Z"}
+    with pytest.raises(ProtobufError, match="out of range"):
+        decode_message("core.Taint", b(4, v(1, 1 << 62)))
+
+
 def test_int_or_string_both_forms() -> None:
     ports = b(1, b(1, "a") + v(3, 80) + b(4, v(1, 0) + v(2, 8080))) + b(
         1, b(1, "b") + v(3, 81) + b(4, v(1, 1) + b(3, "http"))
