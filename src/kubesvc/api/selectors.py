@@ -555,13 +555,16 @@ def from_label_selector_dict(d: Mapping[str, Any] | None) -> LabelSelector:
     exprs = d.get("matchExpressions") or []
     if not match_labels and not exprs:
         return _EVERYTHING
-    reqs: list[Requirement] = [Requirement.new(k, EQUALS, [v]) for k, v in match_labels.items()]
+    reqs: list[Requirement] = [
+        Requirement.new(str(k), EQUALS, ["" if v is None else str(v)]) for k, v in match_labels.items()
+    ]
     for expr in exprs:
         op_name = expr.get("operator", "")
         op = _EXPR_OPERATORS.get(op_name)
         if op is None:
             raise bad_request(f'"{op_name}" is not a valid label selector operator')
-        reqs.append(Requirement.new(expr.get("key", ""), op, list(expr.get("values") or [])))
+        values = [str(v) for v in expr.get("values") or []]
+        reqs.append(Requirement.new(str(expr.get("key") or ""), op, values))
     return LabelSelector().add(*reqs)
 
 
