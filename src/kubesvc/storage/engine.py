@@ -30,7 +30,6 @@ import asyncio
 import base64
 import binascii
 import bisect
-from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from .contract import (
     Stored,
     TooOldRevision,
 )
+from .watch import EngineWatch, WatchHub, dir_prefix
 
 ADDED = "ADDED"
 MODIFIED = "MODIFIED"
@@ -106,11 +106,6 @@ class NullPersistence:
         return None
 
 
-def dir_prefix(prefix: str) -> str:
-    """Treat a prefix as a directory, so ``/a/b`` never matches ``/a/bc/x``."""
-    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
-
-
 def encode(key: str, obj: Obj, revision: int) -> Stored:
     """Encode ``obj`` with its resourceVersion set; the caller's dict is not modified."""
     meta = obj.get("metadata") or {}
@@ -119,66 +114,6 @@ def encode(key: str, obj: Obj, revision: int) -> Stored:
     except (TypeError, orjson.JSONEncodeError) as e:
         raise StorageError(f"cannot encode {key}: {e}") from e
     return Stored(key, revision, data)
-
-
-class EngineWatch:
-    """One watcher: a bounded queue filled by the engine, drained by iteration.
-
-    A watcher that lets its queue fill is closed with ``error`` set instead of
-    slowing writers down; the client re-lists and watches again, as upstream's
-    clients do after a watch ends."""
-
-    def __init__(self, engine: Engine, prefix: str, after: int, max_queue: int) -> None:
-        self.error: StorageError | None = None
-        self.prefix = prefix
-        self._engine = engine
-        self._after = after
-        self._max = max_queue
-        self._queue: deque[Event] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._closed = False
-
-    def push(self, event: Event) -> None:
-        if self._closed or event.revision <= self._after:
-            return
-        if len(self._queue) >= self._max:
-            self.end(StorageError(f"watch on {self.prefix} fell behind ({self._max} events queued); closed"))
-            return
-        self._queue.append(event)
-        self._wake()
-
-    def end(self, error: StorageError | None = None, *, drain: bool = False) -> None:
-        """Stop; with ``drain`` the events already queued are still delivered."""
-        if self._closed:
-            return
-        self._closed = True
-        self.error = error
-        if not drain:
-            self._queue.clear()
-        self._engine._unregister(self)
-        self._wake()
-
-    def close(self) -> None:
-        self.end()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def __aiter__(self) -> EngineWatch:
-        return self
-
-    async def __anext__(self) -> Event:
-        while True:
-            if self._queue:
-                return self._queue.popleft()
-            if self._closed:
-                raise StopAsyncIteration
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
 
 
 class Engine:
@@ -202,13 +137,9 @@ class Engine:
         self._keys: list[str] = sorted(self._committed)
         self._revision = revision  # newest committed
         self._next = revision  # newest assigned
-        self._oldest = revision
         self._pending: dict[str, Write] = {}  # newest accepted, not yet durable write per key
         self._queue: list[Write] = []
-        self._history: deque[Event] = deque()
-        self._history_size = max(1, history_size)
-        self._watch_queue_size = max(1, watch_queue_size)
-        self._watchers: dict[str, set[EngineWatch]] = {}
+        self._hub = WatchHub(revision, history_size, watch_queue_size)
         self._wakeup = asyncio.Event()
         self._flusher: asyncio.Task[None] | None = None
         self._executor = (
@@ -225,7 +156,7 @@ class Engine:
 
     @property
     def oldest_revision(self) -> int:
-        return self._oldest
+        return self._hub.oldest
 
     async def get(self, key: str) -> Stored:
         self._check_open()
@@ -259,8 +190,8 @@ class Engine:
             list_rev, after = _decode_token(continue_token)
             if not after.startswith(prefix):
                 raise InvalidContinue(f"continue token is not for prefix {prefix}")
-            if list_rev < self._oldest:
-                raise TooOldRevision(list_rev, self._oldest)
+            if list_rev < self._hub.oldest:
+                raise TooOldRevision(list_rev, self._hub.oldest)
             if list_rev > self._revision:
                 raise InvalidContinue("continue token from the future")
             start = bisect.bisect_right(keys, after)
@@ -364,7 +295,7 @@ class Engine:
                 self._apply(batch)
 
     def _apply(self, batch: list[Write]) -> None:
-        committed, keys, history = self._committed, self._keys, self._history
+        committed, keys = self._committed, self._keys
         for write in batch:
             key = write.key
             if write.type == DELETED:
@@ -377,11 +308,7 @@ class Engine:
             if self._pending.get(key) is write:
                 del self._pending[key]
             self._revision = write.revision
-            event = Event(write.type, write.stored, write.previous)
-            history.append(event)
-            if len(history) > self._history_size:
-                self._oldest = history.popleft().revision
-            self._publish(event)
+            self._hub.record(Event(write.type, write.stored, write.previous))
         for write in batch:
             if not write.future.done():
                 write.future.set_result(write.stored)
@@ -402,43 +329,12 @@ class Engine:
     # ----- watch -----
 
     def watch(self, prefix: str, *, after_revision: int) -> EngineWatch:
-        """Replay kept history after ``after_revision``, then live events.  Both
-        happen in this synchronous call, so nothing falls between them."""
+        """See :meth:`WatchHub.watch`; refuses once the store is closed."""
         self._check_open()
-        if after_revision < self._oldest:
-            raise TooOldRevision(after_revision, self._oldest)
-        prefix = dir_prefix(prefix)
-        watcher = EngineWatch(self, prefix, after_revision, self._watch_queue_size)
-        replay: list[Event] = []
-        for event in reversed(self._history):
-            if event.revision <= after_revision:
-                break
-            if event.key.startswith(prefix):
-                replay.append(event)
-        watcher._queue.extend(reversed(replay))  # replay is not counted against the bound
-        self._watchers.setdefault(prefix, set()).add(watcher)
-        return watcher
-
-    def _publish(self, event: Event) -> None:
-        key = event.key
-        for prefix, watchers in list(self._watchers.items()):
-            if key.startswith(prefix):
-                for watcher in list(watchers):
-                    watcher.push(event)
-
-    def _unregister(self, watcher: EngineWatch) -> None:
-        watchers = self._watchers.get(watcher.prefix)
-        if watchers is not None:
-            watchers.discard(watcher)
-            if not watchers:
-                del self._watchers[watcher.prefix]
+        return self._hub.watch(prefix, after_revision)
 
     def compact(self, revision: int) -> None:
-        revision = min(revision, self._revision)
-        history = self._history
-        while history and history[0].revision <= revision:
-            history.popleft()
-        self._oldest = max(self._oldest, revision)
+        self._hub.compact(min(revision, self._revision))
 
     # ----- lifecycle -----
 
@@ -460,9 +356,7 @@ class Engine:
             self._wakeup.set()
             await self._flusher
         self._closed = True
-        for watchers in list(self._watchers.values()):
-            for watcher in list(watchers):
-                watcher.end(drain=True)
+        self._hub.end_all()
         if self._executor is not None:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._persistence.close)
             self._executor.shutdown(wait=True)

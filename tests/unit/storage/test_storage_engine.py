@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import pytest
 
 from kubesvc.storage import InvalidContinue, MemoryStore, StorageError
-from kubesvc.storage.engine import Write, dir_prefix
+from kubesvc.storage.engine import Write
+from kubesvc.storage.watch import dir_prefix
 
 
 def test_dir_prefix() -> None:
