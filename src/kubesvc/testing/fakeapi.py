@@ -77,7 +77,7 @@ class _Event:
     old: Obj | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class _Watcher:
     resource: Resource
     namespace: str | None
