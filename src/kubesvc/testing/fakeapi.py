@@ -172,6 +172,11 @@ class FakeApiServer:
         self.history.clear()
         self.compacted_rv = self.rv
 
+    @property
+    def watch_count(self) -> int:
+        """Open watch streams (tests wait for an informer's watch before disturbing it)."""
+        return len(self._watchers)
+
     async def close_watches(self) -> None:
         for w in list(self._watchers):
             w.queue.put_nowait(None)
@@ -179,6 +184,9 @@ class FakeApiServer:
             if not self._watchers:
                 break
             await asyncio.sleep(0.01)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
 
     def fail(self, method: str, path_regex: str, error: errors.StatusError, times: int = 1) -> None:
         """The next ``times`` matching requests answer ``error`` instead."""
