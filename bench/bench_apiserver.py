@@ -137,7 +137,7 @@ async def storage_alone(path: str, n: int, conc: int) -> tuple[float, list[float
 async def main_async(args: argparse.Namespace) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="kubesvc-bench-"))
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "kubesvc.cli.main", "apiserver", "--data-dir", str(tmp / "data"),
+    proc = subprocess.Popen([sys.executable, "-m", "kubesvc", "apiserver", "--data-dir", str(tmp / "data"),
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert proc.stdout is not None
@@ -148,7 +148,7 @@ async def main_async(args: argparse.Namespace) -> None:
             raise SystemExit("apiserver did not start")
         cfg = load_kubeconfig(tmp / "data" / "kubeconfig")
         conn = aiohttp.TCPConnector(ssl=cfg.ssl_context, limit=0)
-        async with aiohttp.ClientSession(connector=conn, headers=cfg.auth_headers()) as session:
+        async with aiohttp.ClientSession(connector=conn, headers=cfg.auth_headers) as session:
             base = cfg.server.rstrip("/")
             for ns in ("bench", "bench-watch"):
                 async with session.post(f"{base}/api/v1/namespaces", data=orjson.dumps({"metadata": {"name": ns}})) as r:

@@ -16,15 +16,12 @@ import sys
 from pathlib import Path
 
 from kubesvc import __version__
+from kubesvc.cli.errors import CliError
 
 
 def default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "kubesvc"
-
-
-class CliError(Exception):
-    """A failure to report as one line on stderr."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,7 +21,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO, Any
 
-from kubesvc.cli.main import CliError, default_data_dir
+from kubesvc.cli.errors import CliError
+from kubesvc.cli.main import default_data_dir
 
 log = logging.getLogger("kubesvc")
 NODE_NETWORK_GATEWAY = "172.18.0.1"
