@@ -65,6 +65,8 @@ def _failure_text(doc: Any, op: dict[str, Any]) -> str:
         return f"Unexpected kind: {kind}"
     if not isinstance(path, str):
         return f"{kind} operation failed to decode path: operation missing path field"
+    if kind in ("add", "replace", "test") and "value" not in op:
+        return f"{kind} operation does not apply: the operation has no value: missing value"
     if kind == "test":
         return f"testing value {path} failed: test failed"
     if kind in ("move", "copy"):
@@ -86,7 +88,7 @@ def _failure_text(doc: Any, op: dict[str, Any]) -> str:
     return f"{kind} operation does not apply: doc is missing path: \"{path}\": missing value"
 
 
-def apply_json_patch(original: dict[str, Any], body: bytes | str) -> Any:
+def apply_json_patch(original: dict[str, Any], body: bytes | str) -> dict[str, Any]:
     """Apply an RFC 6902 patch body to ``original`` (left untouched); returns the new document."""
     ops = _decode_operations(body)
     doc: Any = copy.deepcopy(original)
@@ -96,4 +98,6 @@ def apply_json_patch(original: dict[str, Any], body: bytes | str) -> Any:
         except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError, KeyError,
                 IndexError, ValueError):
             raise rejected(_failure_text(doc, op)) from None
+    if not isinstance(doc, dict):
+        raise bad_request(f"json: cannot unmarshal {go_type_name(doc)} into Go value of type map[string]interface {{}}")
     return doc
