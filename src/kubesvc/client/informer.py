@@ -19,6 +19,7 @@ every cached object as an update so level-triggered consumers repair drift.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import inspect
 import logging
 import random
@@ -92,10 +93,10 @@ class Store:
     def get_by(self, namespace: str | None, name: str) -> Obj | None:
         return self._items.get(f"{namespace}/{name}" if namespace else name)
 
-    def list(self) -> list[Obj]:
+    def list(self) -> builtins.list[Obj]:
         return list(self._items.values())
 
-    def keys(self) -> list[str]:
+    def keys(self) -> builtins.list[str]:
         return list(self._items)
 
     def __len__(self) -> int:
@@ -104,10 +105,10 @@ class Store:
     def __contains__(self, key: object) -> bool:
         return key in self._items
 
-    def by_index(self, index: str, value: str) -> list[Obj]:
+    def by_index(self, index: str, value: str) -> builtins.list[Obj]:
         return [self._items[k] for k in sorted(self._indices[index].get(value, ()))]
 
-    def index_keys(self, index: str, value: str) -> list[str]:
+    def index_keys(self, index: str, value: str) -> builtins.list[str]:
         return sorted(self._indices[index].get(value, ()))
 
     def put(self, obj: Obj) -> Obj | None:
@@ -174,7 +175,7 @@ class Informer:
         self.last_resource_version = ""
         self._handlers: list[_Handlers] = []
         self._synced = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Future[Any]] = []
         self.relists = 0  # how many times the cache was rebuilt from a LIST (for tests and metrics)
 
     def add_handler(self, on_add: Handler | None = None, on_update: Handler | None = None,

@@ -121,7 +121,11 @@ class GarbageCollector(Controller):
         self._uids[node.uid] = node
         old_uids = {r.get("uid") for r in _refs(old)}
         new_uids = {r.get("uid") for r in _refs(new)}
-        if _refs(old) != _refs(new) or any(u not in self._uids for u in new_uids):
+        # Look again when the references changed, or when an owner we could watch is not in
+        # the caches (it may be absent).  Owners of kinds we cannot resolve never make us look.
+        unseen = any(r.get("uid") not in self._uids and self._resolve(r.get("apiVersion", ""), r.get("kind", ""))
+                     for r in _refs(new))
+        if _refs(old) != _refs(new) or unseen:
             self.enqueue(Item("delete", node))
         for uid in old_uids - new_uids:  # an owner waiting on us may be free now
             owner = self._uids.get(uid or "")
