@@ -84,7 +84,7 @@ def test_server_side_apply(cluster: Cluster, tmp_path: Path) -> None:
     assert out == "service/ssa-svc serverside-applied"
     f.write_text(SEED_SVC.replace("clusterip-service", "ssa-svc").replace("port: 80\n", "port: 81\n"))
     cluster.kubectl("apply", "--server-side", "-f", str(f))
-    svc = json.loads(cluster.kubectl("get", "svc", "ssa-svc", "-o", "json").stdout)
+    svc = json.loads(cluster.kubectl("get", "svc", "ssa-svc", "-o", "json", "--show-managed-fields").stdout)
     assert [p["port"] for p in svc["spec"]["ports"]] == [81]
     assert any(m["manager"] == "kubectl" and m["operation"] == "Apply" for m in svc["metadata"]["managedFields"])
     cluster.kubectl("delete", "svc", "ssa-svc")

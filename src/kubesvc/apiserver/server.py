@@ -41,11 +41,7 @@ class ApiServerConfig:
 
 
 def build_registry(store: Store, cfg: ApiServerConfig) -> Registry:
-    try:  # TEMPORARY while the patch package lands
-        from kubesvc.apiserver.patch import update_managed_fields
-    except ImportError:
-        def update_managed_fields(*a: Any, **k: Any) -> None:
-            return None
+    from kubesvc.apiserver.patch import update_managed_fields
     from kubesvc.registry.kinds import default_strategies
 
     strategies = default_strategies()

@@ -240,8 +240,8 @@ class Registry:
         # immutable and server-owned metadata
         for k in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation"):
             if k in old_m:
-                if k in ("uid", "creationTimestamp") and m.get(k) not in (None, "", old_m[k]):
-                    continue  # validate_meta_update reports it
+                if k == "uid" and m.get(k) not in (None, "", old_m[k]):
+                    continue  # a different uid: validate_meta_update reports it
                 m[k] = old_m[k]
             else:
                 m.pop(k, None)
