@@ -23,7 +23,7 @@ class Cluster:
 
     def __init__(self, cfg: ServiceConfig = CFG, seed: int = 1) -> None:
         self.cfg = cfg
-        self.ips = {fam: IPAllocator(cidr, random.Random(seed)) for fam, cidr in zip(cfg.ip_families, cfg.service_cidrs)}
+        self.ips = {fam: IPAllocator(cidr, random.Random(seed)) for fam, cidr in zip(cfg.ip_families, cfg.service_cidrs, strict=True)}
         self.ports = PortAllocator(cfg.node_port_range, random.Random(seed))
 
     @property
