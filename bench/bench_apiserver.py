@@ -148,7 +148,7 @@ async def main_async(args: argparse.Namespace) -> None:
             raise SystemExit("apiserver did not start")
         cfg = load_kubeconfig(tmp / "data" / "kubeconfig")
         conn = aiohttp.TCPConnector(ssl=cfg.ssl_context, limit=0)
-        async with aiohttp.ClientSession(connector=conn, headers=cfg.auth_headers) as session:
+        async with aiohttp.ClientSession(connector=conn, headers={**cfg.auth_headers, "Content-Type": "application/json"}) as session:
             base = cfg.server.rstrip("/")
             for ns in ("bench", "bench-watch"):
                 async with session.post(f"{base}/api/v1/namespaces", data=orjson.dumps({"metadata": {"name": ns}})) as r:
