@@ -33,7 +33,7 @@ async def _write_until_killed(server: str, ssl_ctx: object, headers: dict[str, s
                         if r.status != 201:
                             raise AssertionError(f"create answered {r.status}: {payload[:200]!r}")
                         acked[name] = orjson.loads(payload)["metadata"]["uid"]
-                except (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError, ConnectionError):
                     return
                 i += 1
                 if len(acked) >= 300:

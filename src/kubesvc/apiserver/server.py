@@ -43,15 +43,11 @@ class ApiServerConfig:
 def build_registry(store: Store, cfg: ApiServerConfig) -> Registry:
     from kubesvc.apiserver.patch import update_managed_fields
     from kubesvc.registry.kinds import default_strategies
+    from kubesvc.registry.service.strategy import service_strategy
 
     strategies = default_strategies()
-    try:  # TEMPORARY while the service registry lands
-        from kubesvc.registry.service.strategy import service_strategy
-    except ImportError:
-        service_strategy = None
-    if service_strategy is not None:
-        svc = service_strategy(store, cfg.service_cidr, cfg.node_port_range)
-        strategies[svc.resource] = svc
+    svc = service_strategy(store, cfg.service_cidr, cfg.node_port_range)
+    strategies[svc.resource] = svc
 
     def managed(old: dict[str, Any] | None, new: dict[str, Any], manager: str, operation: str) -> None:
         from kubesvc.api.meta import now_rfc3339
@@ -81,10 +77,11 @@ async def bootstrap(registry: Registry) -> None:
                  "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}]},
     }
     try:
-        await registry.create(svc_res, "default", kubernetes_svc, sys_opts)
+        await registry.get(svc_res, "default", "kubernetes")
     except errors.StatusError as e:
-        if e.reason != "AlreadyExists":
+        if e.reason != "NotFound":
             raise
+        await registry.create(svc_res, "default", kubernetes_svc, sys_opts)
 
 
 class ApiServer:

@@ -25,7 +25,7 @@ from kubesvc.api import errors
 from kubesvc.api.meta import generate_name, meta, new_uid, now_rfc3339
 from kubesvc.api.resources import RESOURCES, Resource, by_plural
 from kubesvc.registry.metadata import validate_meta_create, validate_meta_update
-from kubesvc.registry.strategy import Strategy
+from kubesvc.registry.strategy import NO_ALLOCATION, Strategy
 from kubesvc.storage.contract import (
     KeyExists,
     KeyNotFound,
@@ -141,27 +141,31 @@ class Registry:
             m.pop("generation", None)
         strat.prepare_for_create(obj)
         strat.default(obj)
-        errs = validate_meta_create(obj, res) + strat.validate(obj)
         name = str(m.get("name") or "")
-        if errs:
-            raise errors.invalid_error(res.kind, name, errs, res.group)
-        if res.namespaced:
-            await self._check_namespace(res, m["namespace"], name)
-        if self.managed_fields and opts.field_manager:
-            self.managed_fields(None, obj, opts.field_manager, "Update")
-        undo = await strat.admit_create(obj, opts.dry_run)
+        alloc = strat.begin_create(obj, opts.dry_run)
         try:
+            errs = validate_meta_create(obj, res) + strat.validate(obj)
+            if errs:
+                raise errors.invalid_error(res.kind, name, errs, res.group)
+            if res.namespaced:
+                await self._check_namespace(res, m["namespace"], name)
+            if self.managed_fields and opts.field_manager:
+                self.managed_fields(None, obj, opts.field_manager, "Update")
+            key = res.key(m.get("namespace"), name)
             if opts.dry_run:
-                if await self._exists(res.key(m.get("namespace"), name)):
+                if await self._exists(key):
                     raise errors.already_exists(res.plural, name, res.group)
-                return Stored(res.key(m.get("namespace"), name), self.store.revision, _dumps(obj))
-            return await self.store.create(res.key(m.get("namespace"), name), obj)
+                alloc.rollback()
+                return Stored(key, self.store.revision, _dumps(obj))
+            stored = await self.store.create(key, obj)
         except KeyExists:
-            undo()
+            alloc.rollback()
             raise errors.already_exists(res.plural, name, res.group) from None
         except BaseException:
-            undo()
+            alloc.rollback()
             raise
+        alloc.commit()
+        return stored
 
     async def _exists(self, key: str) -> bool:
         try:
@@ -254,7 +258,33 @@ class Registry:
                 m.pop("labels")
         elif subresource is None:
             strat.prepare_for_update(obj, old)
-        strat.default(obj)
+        strat.default_update(obj, old)
+        name = str(m.get("name"))
+        alloc = strat.begin_update(obj, old, opts.dry_run) if subresource is None else NO_ALLOCATION
+        try:
+            stored = await self._validate_and_write(res, current, obj, opts, subresource)
+        except RevisionConflict:
+            alloc.rollback()
+            raise errors.conflict(res.plural, name, errors.OPTIMISTIC_LOCK_MSG, res.group) from None
+        except KeyNotFound:
+            alloc.rollback()
+            raise errors.not_found_error(res.plural, name, res.group) from None
+        except BaseException:
+            alloc.rollback()
+            raise
+        if opts.dry_run:
+            alloc.rollback()
+        else:
+            alloc.commit()
+        return stored
+
+    async def _validate_and_write(
+        self, res: Resource, current: Stored, obj: Obj, opts: WriteOptions, subresource: str | None
+    ) -> Stored:
+        strat = self.strategy(res)
+        old = current.value
+        old_m = old.get("metadata") or {}
+        m = meta(obj)
         errs = validate_meta_update(obj, old, res)
         if subresource == "status":
             errs += strat.validate_status_update(obj, old)
@@ -268,24 +298,13 @@ class Registry:
             self.managed_fields(old, obj, opts.field_manager, "Update")
         if _same_content(obj, old):
             return current  # a no-op write does not bump resourceVersion, as upstream
-        undo = await strat.admit_update(obj, old, opts.dry_run)
-        try:
-            if opts.dry_run:
-                return Stored(current.key, current.revision, _dumps(obj))
-            if m.get("deletionTimestamp") and not m.get("finalizers") and self._finalizers_clear(res, obj):
-                deleted = await self.store.delete(current.key, expected_revision=current.revision)
-                strat.after_delete(deleted.value)
-                return deleted
-            return await self.store.update(current.key, obj, expected_revision=current.revision)
-        except RevisionConflict:
-            undo()
-            raise errors.conflict(res.plural, str(m.get("name")), errors.OPTIMISTIC_LOCK_MSG, res.group) from None
-        except KeyNotFound:
-            undo()
-            raise errors.not_found_error(res.plural, str(m.get("name")), res.group) from None
-        except BaseException:
-            undo()
-            raise
+        if opts.dry_run:
+            return Stored(current.key, current.revision, _dumps(obj))
+        if m.get("deletionTimestamp") and not m.get("finalizers") and self._finalizers_clear(res, obj):
+            deleted = await self.store.delete(current.key, expected_revision=current.revision)
+            strat.after_delete(deleted.value)
+            return deleted
+        return await self.store.update(current.key, obj, expected_revision=current.revision)
 
     @staticmethod
     def _finalizers_clear(res: Resource, obj: Obj) -> bool:

@@ -5,25 +5,18 @@ create or update may change, validation) and the generic store that handles
 metadata, preconditions and storage.  We keep that split: the generic registry
 (:mod:`kubesvc.registry.generic`) is the same for every kind, and each kind
 supplies a :class:`Strategy`.  Pure hooks return field errors; hooks with side
-effects (IP and port allocation) are the async ``admit_*`` methods, which
-return an undo callback so a failed write releases what it took.
+effects (IP and port allocation) are the ``begin_*`` methods, which return an
+:class:`Allocation` to commit after the write or roll back if it fails.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from kubesvc.api.errors import FieldError
 from kubesvc.api.resources import Resource
 
 Obj = dict[str, Any]
-Undo = Callable[[], None]
-
-
-def _noop() -> None:
-    return None
-
 
 class Strategy:
     """Default behaviour: a kind with no spec/status split and no special rules."""
@@ -79,15 +72,35 @@ class Strategy:
         return []
 
     # --- hooks with side effects -----------------------------------------
-    async def admit_create(self, obj: Obj, dry_run: bool) -> Undo:
-        """Allocate what the object needs before it is stored."""
-        return _noop
+    def default_update(self, obj: Obj, old: Obj) -> None:
+        """Defaults on update; kinds that carry values over from the stored object override it."""
+        self.default(obj)
 
-    async def admit_update(self, obj: Obj, old: Obj, dry_run: bool) -> Undo:
-        return _noop
+    def begin_create(self, obj: Obj, dry_run: bool) -> Allocation:
+        """Allocate what the object needs (before validation, as upstream's BeginCreate)."""
+        return NO_ALLOCATION
+
+    def begin_update(self, obj: Obj, old: Obj, dry_run: bool) -> Allocation:
+        return NO_ALLOCATION
 
     def after_delete(self, obj: Obj) -> None:
         """Release what the deleted object held."""
 
 
-AsyncHook = Callable[[Obj], Awaitable[None]]
+class Allocation(Protocol):
+    """What a begin_* hook took: ``commit()`` after a successful write, ``rollback()`` otherwise."""
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+class _NoAllocation:
+    def commit(self) -> None:
+        return None
+
+    def rollback(self) -> None:
+        return None
+
+
+NO_ALLOCATION: Allocation = _NoAllocation()
