@@ -197,3 +197,16 @@ def test_bad_input_is_a_clear_error(cluster: Cluster, tmp_path: Path) -> None:
     p = cluster.kubectl("create", "-f", str(f), check=False)
     assert p.returncode == 1 and "metadata.name: Invalid value" in p.stderr
     assert cluster.kubectl("get", "--raw", "/livez").stdout == "ok"
+
+
+def test_unknown_fields_strict_and_warn(cluster: Cluster, tmp_path: Path) -> None:
+    """kubectl sends fieldValidation=Strict: a typo fails with upstream's message; --validate=warn warns."""
+    f = tmp_path / "typo.yaml"
+    f.write_text(SEED_SVC.replace("clusterip-service", "typo-svc").replace("  selector:", "  selectr:\n    a: b\n  selector:"))
+    p = cluster.kubectl("create", "-f", str(f), check=False)
+    assert p.returncode == 1
+    assert ('Service in version "v1" cannot be handled as a Service: strict decoding error: '
+            'unknown field "spec.selectr"') in p.stderr
+    p = cluster.kubectl("create", "-f", str(f), "--validate=warn")
+    assert 'unknown field "spec.selectr"' in p.stderr
+    cluster.kubectl("delete", "svc", "typo-svc")

@@ -23,7 +23,7 @@ from kubesvc.api.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
-from kubesvc.apiserver import codec, subresources
+from kubesvc.apiserver import codec, fieldvalidation, subresources
 from kubesvc.apiserver.codec import MAX_BODY, dumps
 from kubesvc.apiserver.requestinfo import RequestInfo
 from kubesvc.apiserver.watch import WatchRequest, serve_watch
@@ -144,14 +144,20 @@ class ResourceHandlers:
         raise errors.method_not_allowed("the server does not allow this method on the requested resource")
 
     # --- rendering --------------------------------------------------------
-    def render_one(self, request: web.Request, res: Resource, stored: Stored, status: int = 200) -> web.Response:
+    def render_one(
+        self, request: web.Request, res: Resource, stored: Stored, status: int = 200, warnings: list[str] | None = None
+    ) -> web.Response:
         wanted = codec.negotiate(request.headers.get("Accept"))
         if wanted.as_table:
             table = self.table(request, res, [stored.value], str(stored.revision), None)
-            return json_response(table, status, TABLE_CT)
-        if wanted.partial_metadata:
-            return json_response(_partial(stored.value), status)
-        return json_response(stored.data, status)
+            resp = json_response(table, status, TABLE_CT)
+        elif wanted.partial_metadata:
+            resp = json_response(_partial(stored.value), status)
+        else:
+            resp = json_response(stored.data, status)
+        if warnings:
+            resp.headers["Warning"] = fieldvalidation.warning_header(warnings)
+        return resp
 
     def table(
         self, request: web.Request, res: Resource, objs: list[dict[str, Any]], rv: str, cont: str | None
@@ -241,21 +247,24 @@ class ResourceHandlers:
         body = await read_body(request)
         obj = codec.decode_object(request.headers.get("Content-Type"), body)
         check_type_meta(res, obj)
+        warnings = fieldvalidation.check(res, obj, request.query.get("fieldValidation"))
         stored = await self.registry.create(res, ns, obj, write_options(request))
-        return self.render_one(request, res, stored, 201)
+        return self.render_one(request, res, stored, 201, warnings)
 
     async def update(self, request: web.Request, res: Resource, ns: str | None, name: str) -> web.Response:
         body = await read_body(request)
         obj = codec.decode_object(request.headers.get("Content-Type"), body)
         check_type_meta(res, obj)
+        warnings = fieldvalidation.check(res, obj, request.query.get("fieldValidation"))
         stored, created = await self.registry.update(res, ns, name, obj, write_options(request))
-        return self.render_one(request, res, stored, 201 if created else 200)
+        return self.render_one(request, res, stored, 201 if created else 200, warnings)
 
     async def patch(
         self, request: web.Request, res: Resource, ns: str | None, name: str, subresource: str | None = None
     ) -> web.Response:
-        stored, created = await patch_object(self.registry, request, res, ns, name, subresource)
-        return self.render_one(request, res, stored, 201 if created else 200)
+        warnings: list[str] = []
+        stored, created = await patch_object(self.registry, request, res, ns, name, subresource, warnings)
+        return self.render_one(request, res, stored, 201 if created else 200, warnings)
 
     async def delete(self, request: web.Request, res: Resource, ns: str | None, name: str) -> web.Response:
         opts = await delete_options(request)
@@ -318,7 +327,8 @@ async def delete_options(request: web.Request) -> DeleteOptions:
 
 
 async def patch_object(
-    registry: Registry, request: web.Request, res: Resource, ns: str | None, name: str, subresource: str | None
+    registry: Registry, request: web.Request, res: Resource, ns: str | None, name: str, subresource: str | None,
+    warnings: list[str] | None = None,
 ) -> tuple[Stored, bool]:
     from kubesvc.apiserver.patch import apply_patch, server_side_apply
 
@@ -332,6 +342,9 @@ async def patch_object(
             raise errors.bad_request("PATCH, application/apply-patch+yaml requests require fieldManager")
         applied = codec.decode_apply(body)
         check_type_meta(res, applied)
+        found = fieldvalidation.check(res, applied, request.query.get("fieldValidation"))
+        if warnings is not None:
+            warnings.extend(found)
         force = _bool(request.query, "force")
         now = now_rfc3339()
 
@@ -349,6 +362,9 @@ async def patch_object(
         out = apply_patch(ct, live, body, kind=res.kind, api_version=res.api_version)
         if not isinstance(out, dict):
             raise errors.bad_request("the patch produced something that is not an object")
+        found = fieldvalidation.check(res, out, request.query.get("fieldValidation"), old=live)
+        if warnings is not None and found:
+            warnings[:] = found
         m = meta(out)
         if m.get("resourceVersion") == rv:
             m.pop("resourceVersion", None)  # not a precondition: the patch did not set it
