@@ -89,6 +89,12 @@ def test_restart_keeps_state(tmp_path: Path) -> None:
     try:
         cm = json.loads(c2.kubectl("get", "cm", "keep-me", "-o", "json").stdout)
         assert cm["data"] == {"a": "b"}
+        # watch history is not kept across restarts: a watch from before it gets 410 Expired
+        code, body = _get(c2, "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=1&timeoutSeconds=2")
+        event = json.loads(body.splitlines()[0])
+        assert code == 200 and event["type"] == "ERROR"
+        assert (event["object"]["code"], event["object"]["reason"]) == (410, "Expired")
+        assert event["object"]["message"].startswith("too old resource version")
         c2.kubectl("create", "configmap", "after", "--from-literal=x=y")
         rv2 = int(json.loads(c2.kubectl("get", "cm", "after", "-o", "json").stdout)["metadata"]["resourceVersion"])
         assert rv2 > rv1
