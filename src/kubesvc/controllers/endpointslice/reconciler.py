@@ -1,0 +1,309 @@
+"""The EndpointSlice reconcile step: (Service, pods, slices, nodes) -> slice writes.
+
+Pure: no I/O, no clock, nothing mutated in place (cached objects are copied
+before they change).  It follows upstream's placement rules
+(staging/src/k8s.io/endpointslice/reconciler.go), whose aim is few writes:
+
+1. Group desired endpoints by address type, then by the ports each pod
+   resolves to (a named targetPort can resolve differently per pod, and one
+   slice has one port list).
+2. Per group, walk the existing slices: keep desired endpoints where they
+   already are, update the ones that changed *in place*, drop the rest.  A
+   slice that lost everything is deleted; one that changed is updated.
+3. Leftover endpoints first fill the slices already being updated (fullest
+   first), since that write happens anyway; then, if fewer than a slice's
+   worth remain, the untouched slice that ends *closest to full*; only then
+   new slices.
+4. Finally creates are turned into updates of slices that would otherwise be
+   deleted, and a Service with no endpoints keeps exactly one empty
+   placeholder slice per address type.
+
+Upstream picks leftover endpoints in map order; here they go in key order, so
+the same input always gives the same plan (and table tests can say which).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .model import (
+    ANNOTATION_TRIGGER_TIME,
+    CONTROLLER_NAME,
+    LABEL_HEADLESS,
+    LABEL_MANAGED_BY,
+    LABEL_SERVICE_NAME,
+    RESERVED_LABELS,
+    EndpointKey,
+    PortKey,
+    address_types,
+    endpoint_key,
+    endpoint_ports,
+    endpoints_equal_beyond_key,
+    is_headless,
+    owned_by,
+    pod_to_endpoint,
+    port_key,
+    service_owner_ref,
+    should_pod_be_in_endpoints,
+)
+
+Obj = dict[str, Any]
+DEFAULT_MAX_ENDPOINTS_PER_SLICE = 100
+
+
+class NodeLookup(Protocol):
+    """Nodes by name: a dict in tests, the informer's store in the controller."""
+
+    def get(self, key: str, /) -> Obj | None: ...
+
+
+@dataclass
+class Plan:
+    """What to write.  ``errors`` are reasons to look again later (e.g. a pod's node is not known yet)."""
+
+    create: list[Obj] = field(default_factory=list)
+    update: list[Obj] = field(default_factory=list)
+    delete: list[Obj] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def writes(self) -> int:
+        return len(self.create) + len(self.update) + len(self.delete)
+
+
+@dataclass
+class _Group:
+    ports: list[Obj]
+    endpoints: dict[EndpointKey, Obj] = field(default_factory=dict)
+
+
+class Reconciler:
+    """Upstream's Reconciler minus the API calls: ``reconcile()`` returns a :class:`Plan`."""
+
+    def __init__(self, max_endpoints_per_slice: int = DEFAULT_MAX_ENDPOINTS_PER_SLICE,
+                 controller_name: str = CONTROLLER_NAME) -> None:
+        if max_endpoints_per_slice < 1:
+            raise ValueError("max_endpoints_per_slice must be at least 1")
+        self.max = max_endpoints_per_slice
+        self.controller_name = controller_name
+
+    def reconcile(self, svc: Obj, pods: list[Obj], existing: list[Obj], nodes: NodeLookup,
+                  trigger_time: str = "") -> Plan:
+        """Slices of address types the Service no longer has go; each remaining type is reconciled alone."""
+        plan = Plan()
+        types = address_types(svc)
+        by_type: dict[str, list[Obj]] = {t: [] for t in types}
+        for s in existing:
+            if s.get("addressType") in by_type:
+                by_type[s["addressType"]].append(s)
+            else:
+                plan.delete.append(s)
+        for t in types:
+            self._by_address_type(svc, pods, by_type[t], nodes, t, trigger_time, plan)
+        return plan
+
+    # ---------------------------------------------------------------- steps
+
+    def _desired(self, svc: Obj, pods: list[Obj], nodes: NodeLookup, addr_type: str,
+                 errors: list[str]) -> dict[PortKey, _Group]:
+        """Desired endpoints grouped by the ports their pod resolves to."""
+        publish = bool((svc.get("spec") or {}).get("publishNotReadyAddresses"))
+        groups: dict[PortKey, _Group] = {}
+        for pod in pods:
+            if not should_pod_be_in_endpoints(pod, include_terminating=True):
+                continue
+            ports = endpoint_ports(svc, pod)
+            group = groups.setdefault(port_key(ports), _Group(ports))
+            node_name = (pod.get("spec") or {}).get("nodeName") or ""
+            node = nodes.get(node_name) if node_name else None
+            if node is None and not publish:
+                # Upstream: leave the pod out for now and retry, so a missing node cannot wedge the slice.
+                errors.append(f"skipping Pod {_name(pod)} for Service {_ns(svc)}/{_name(svc)}: "
+                              f"Node {node_name} Not Found")
+                continue
+            ep = pod_to_endpoint(pod, node, svc, addr_type)
+            if ep["addresses"]:
+                group.endpoints[endpoint_key(ep)] = ep
+        return groups
+
+    def _by_address_type(self, svc: Obj, pods: list[Obj], existing: list[Obj], nodes: NodeLookup,
+                         addr_type: str, trigger_time: str, plan: Plan) -> None:
+        uid = (svc.get("metadata") or {}).get("uid", "")
+        to_delete: list[Obj] = []
+        existing_by_ports: dict[PortKey, list[Obj]] = {}
+        for s in existing:
+            if owned_by(s, uid, "Service"):
+                existing_by_ports.setdefault(port_key(s.get("ports")), []).append(s)
+            else:
+                to_delete.append(s)
+        desired = self._desired(svc, pods, nodes, addr_type, plan.errors)
+        to_create: list[Obj] = []
+        to_update: list[Obj] = []
+        for pk, group in desired.items():
+            c, u, d = self._by_port_mapping(svc, existing_by_ports.get(pk, []), group, addr_type)
+            to_create += c
+            to_update += u
+            to_delete += d
+        for pk, slices in existing_by_ports.items():
+            if pk not in desired:
+                to_delete += slices
+        if len(existing) == len(to_delete) and not to_create:
+            placeholder = self.new_slice(svc, [], addr_type)
+            if len(to_delete) == 1 and _same_placeholder(to_delete[0], placeholder):
+                to_delete = []
+            else:
+                to_create.append(placeholder)
+        self._finalize(svc, to_create, to_update, to_delete, trigger_time, plan)
+
+    def _by_port_mapping(self, svc: Obj, existing: list[Obj], group: _Group,
+                         addr_type: str) -> tuple[list[Obj], list[Obj], list[Obj]]:
+        """Steps 2 and 3 of the module docstring for one port group: (create, update, delete)."""
+        desired = dict(group.endpoints)
+        labels = self.labels(svc)
+        unchanged: list[Obj] = []
+        updated: dict[str, Obj] = {}
+        deleted: list[Obj] = []
+        for s in existing:
+            kept: list[Obj] = []
+            changed = False
+            for ep in s.get("endpoints") or []:
+                want = desired.pop(endpoint_key(ep), None)
+                if want is not None:
+                    kept.append(want)
+                    changed = changed or not endpoints_equal_beyond_key(want, ep)
+            if changed or len(kept) != len(s.get("endpoints") or []):
+                if kept:
+                    updated[_name(s)] = _with(s, endpoints=kept, labels=labels)
+                else:
+                    deleted.append(s)
+            elif _labels(s) != labels:
+                updated[_name(s)] = _with(s, endpoints=list(s.get("endpoints") or []), labels=labels)
+            else:
+                unchanged.append(s)
+
+        remaining = deque(desired[k] for k in sorted(desired))
+        for s in sorted(updated.values(), key=lambda s: -len(s["endpoints"])):
+            self._fill(s, remaining)
+        created: list[Obj] = []
+        while remaining:
+            target = None
+            if len(remaining) < self.max and unchanged:
+                target = _slice_to_fill(unchanged, len(remaining), self.max)
+            if target is None:
+                fresh = self.new_slice(svc, group.ports, addr_type)
+                self._fill(fresh, remaining)
+                created.append(fresh)
+            else:
+                unchanged.remove(target)
+                s = _with(target, endpoints=list(target.get("endpoints") or []), labels=labels)
+                self._fill(s, remaining)
+                updated[_name(s)] = s
+        return created, list(updated.values()), deleted
+
+    def _fill(self, s: Obj, remaining: deque[Obj]) -> None:
+        while remaining and len(s["endpoints"]) < self.max:
+            s["endpoints"].append(remaining.popleft())
+
+    def _finalize(self, svc: Obj, create: list[Obj], update: list[Obj], delete: list[Obj],
+                  trigger_time: str, plan: Plan) -> None:
+        """Recycle slices about to be deleted as the bodies of creates; stamp the trigger time."""
+        uid = (svc.get("metadata") or {}).get("uid", "")
+        i = 0
+        while i < len(delete) and create:
+            old = delete[i]
+            if old.get("addressType") == create[-1].get("addressType") and owned_by(old, uid, "Service"):
+                update.append(_recycle(create.pop(), old))
+                delete.pop(i)
+            else:
+                i += 1
+        if (svc.get("metadata") or {}).get("deletionTimestamp"):
+            create = []  # racing the garbage collector would only leave orphans behind
+        for s in (*create, *update):
+            annotations = dict((s["metadata"].get("annotations")) or {})
+            if trigger_time:
+                annotations[ANNOTATION_TRIGGER_TIME] = trigger_time
+            else:
+                annotations.pop(ANNOTATION_TRIGGER_TIME, None)
+            s["metadata"]["annotations"] = annotations
+        plan.create += create
+        plan.update += update
+        plan.delete += delete
+
+    # ---------------------------------------------------------------- objects
+
+    def labels(self, svc: Obj) -> dict[str, str]:
+        """The Service's own labels, then the reserved ones this controller owns."""
+        out = {k: v for k, v in _labels(svc).items() if k not in RESERVED_LABELS}
+        if is_headless(svc):
+            out[LABEL_HEADLESS] = ""
+        out[LABEL_SERVICE_NAME] = _name(svc)
+        out[LABEL_MANAGED_BY] = self.controller_name
+        return out
+
+    def new_slice(self, svc: Obj, ports: list[Obj], addr_type: str) -> Obj:
+        return {
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"generateName": f"{_name(svc)}-", "namespace": _ns(svc),
+                         "labels": self.labels(svc), "ownerReferences": [service_owner_ref(svc)]},
+            "addressType": addr_type,
+            "ports": [dict(p) for p in ports],
+            "endpoints": [],
+        }
+
+
+def _slice_to_fill(slices: list[Obj], n: int, max_endpoints: int) -> Obj | None:
+    """The slice that ends closest to full after taking ``n`` more endpoints (None if none fits)."""
+    best, best_gap = None, max_endpoints
+    for s in slices:
+        gap = max_endpoints - (n + len(s.get("endpoints") or []))
+        if 0 <= gap < best_gap:
+            best, best_gap = s, gap
+            if gap == 0:
+                break
+    return best
+
+
+def _same_placeholder(s: Obj, placeholder: Obj) -> bool:
+    """An existing slice that already is the placeholder we would create (so keep it)."""
+    m, pm = s.get("metadata") or {}, placeholder["metadata"]
+    return (m.get("namespace") == pm["namespace"] and (m.get("labels") or {}) == pm["labels"]
+            and (m.get("ownerReferences") or []) == pm["ownerReferences"]
+            and s.get("addressType") == placeholder["addressType"]
+            and not s.get("ports") and not s.get("endpoints"))
+
+
+def _with(s: Obj, **fields: Any) -> Obj:
+    """A copy of a cached slice with some fields replaced (metadata copied, so labels can change)."""
+    out = dict(s)
+    out["metadata"] = dict(s.get("metadata") or {})
+    if "labels" in fields:
+        out["metadata"]["labels"] = fields.pop("labels")
+    out.update(fields)
+    return out
+
+
+def _recycle(new: Obj, old: Obj) -> Obj:
+    """The body of ``new`` written over ``old``: an update instead of a create plus a delete."""
+    out = dict(new)
+    meta = dict(new["metadata"])
+    meta.pop("generateName", None)
+    old_meta = old.get("metadata") or {}
+    meta["name"] = old_meta.get("name", "")
+    if old_meta.get("resourceVersion"):
+        meta["resourceVersion"] = old_meta["resourceVersion"]
+    out["metadata"] = meta
+    return out
+
+
+def _labels(obj: Obj) -> dict[str, str]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+def _name(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def _ns(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("namespace") or "")

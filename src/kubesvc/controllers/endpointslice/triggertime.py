@@ -1,0 +1,60 @@
+"""The ``endpoints.kubernetes.io/last-change-trigger-time`` value, as upstream's TriggerTimeTracker.
+
+The annotation says when the change that a slice (or Endpoints) write carries
+*began*: kube-proxy subtracts it from the time it programs the rule to report
+network programming latency.  A pod's change time is its Ready condition's
+``lastTransitionTime``; a Service's is its creation time.  Per Service we
+remember the times seen at the previous sync; the value for this sync is the
+earliest time among the pods (and the Service) whose time moved since, so a
+batch of changes is dated by its oldest member.  Nothing moved: empty string
+(the annotation is then cleared on whatever is written).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from kubesvc.api.meta import parse_time
+
+from .model import ready_transition_time
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class _Seen:
+    service_time: str = ""
+    pod_times: dict[str, str] = field(default_factory=dict)
+
+
+class TriggerTimeTracker:
+    """State per Service key; call :meth:`compute` once per sync and :meth:`forget` when it goes."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, _Seen] = {}
+
+    def compute(self, key: str, svc: Obj, pods: list[Obj]) -> str:
+        prev = self._seen.get(key)
+        now = _Seen(str((svc.get("metadata") or {}).get("creationTimestamp") or ""))
+        candidates: list[str] = []
+        if prev is None or prev.service_time != now.service_time:
+            candidates.append(now.service_time)
+        for pod in pods:
+            m = pod.get("metadata") or {}
+            pkey = f"{m.get('namespace', '')}/{m.get('name', '')}"
+            t = ready_transition_time(pod)
+            now.pod_times[pkey] = t
+            if prev is None or prev.pod_times.get(pkey) != t:
+                candidates.append(t)
+        self._seen[key] = now
+        dated = [(d, t) for t in candidates if (d := parse_time(t)) is not None]
+        return min(dated, key=_first)[1] if dated else ""
+
+    def forget(self, key: str) -> None:
+        self._seen.pop(key, None)
+
+
+def _first(item: tuple[datetime, str]) -> datetime:
+    return item[0]
