@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from kubesvc.api.addressplan import NODE_NETWORK_GATEWAY
 from kubesvc.client.controller import Controller
 from kubesvc.client.rest import ApiClient
 
@@ -25,10 +26,30 @@ def controllers(client: ApiClient) -> list[Controller]:
     return [GarbageCollector(client), NamespaceController(client), ServiceAccountController(client)]
 
 
-async def start_controllers(kubeconfig: Path) -> Callable[[], Awaitable[None]]:
+def endpoint_controllers(client: ApiClient, advertise_address: str, apiserver_port: int | None,
+                         max_endpoints_per_slice: int = 100) -> list[Controller]:
+    """EndpointSlices, Endpoints, mirroring, and the ``kubernetes`` Service's endpoints.
+
+    The API server's port defaults to the one in the kubeconfig's server URL.
+    """
+    from urllib.parse import urlparse
+
+    from kubesvc.controllers.endpoints import EndpointsController
+    from kubesvc.controllers.endpointslice.controller import EndpointSliceController
+    from kubesvc.controllers.endpointslicemirroring import EndpointSliceMirroringController
+    from kubesvc.controllers.kubernetesendpoints import KubernetesEndpointsController
+
+    port = apiserver_port or urlparse(client.config.server).port or 443
+    return [EndpointSliceController(client, max_endpoints_per_slice=max_endpoints_per_slice),
+            EndpointsController(client), EndpointSliceMirroringController(client),
+            KubernetesEndpointsController(client, advertise_address, port)]
+
+
+async def start_controllers(kubeconfig: Path, *, advertise_address: str = NODE_NETWORK_GATEWAY,
+                            apiserver_port: int | None = None) -> Callable[[], Awaitable[None]]:
     """Start every controller; return the coroutine function that stops them all."""
     client = ApiClient.from_kubeconfig(kubeconfig, user_agent="kubesvc-controller-manager")
-    running = controllers(client)
+    running = controllers(client) + endpoint_controllers(client, advertise_address, apiserver_port)
     await asyncio.gather(*(c.start() for c in running))
 
     async def stop() -> None:

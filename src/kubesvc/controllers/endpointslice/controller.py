@@ -26,7 +26,7 @@ from typing import Any
 
 from kubesvc.api.resources import Resource, by_plural
 from kubesvc.client.controller import Controller, Requeue
-from kubesvc.client.informer import Informer, split_key
+from kubesvc.client.informer import Informer, Store, split_key
 from kubesvc.client.rest import ApiClient, ApiError
 
 from .index import (
@@ -151,27 +151,33 @@ class EndpointSliceController(Controller):
             raise Requeue(5.0, "; ".join(plan.errors[:3]))
 
     async def _apply(self, ns: str, plan: Plan) -> None:
-        store = self.slices.store
-        for body in plan.create:
-            try:
-                created = await self.client.create(SLICES, body, ns)
-            except ApiError as e:
-                if e.reason == "Forbidden" and _terminating_namespace(e):
-                    return  # the namespace is going away; creates will keep failing, drop them
+        self.slice_writes += await apply_slice_plan(self.client, self.slices.store, self.own, ns, plan)
+
+
+async def apply_slice_plan(client: ApiClient, store: Store, own: OwnWrites, ns: str, plan: Plan) -> int:
+    """Write a plan; each result goes straight into ``store`` (see :mod:`.ownwrites`).  Returns writes made."""
+    writes = 0
+    for body in plan.create:
+        try:
+            created = await client.create(SLICES, body, ns)
+        except ApiError as e:
+            if e.reason == "Forbidden" and _terminating_namespace(e):
+                return writes  # the namespace is going away; creates will keep failing, drop them
+            raise
+        writes += 1
+        own.wrote(store, created)
+    for body in plan.update:
+        own.wrote(store, await client.replace(SLICES, body, ns))
+        writes += 1
+    for s in plan.delete:
+        try:
+            await client.delete(SLICES, s["metadata"]["name"], ns)
+        except ApiError as e:
+            if e.code != 404:
                 raise
-            self.slice_writes += 1
-            self.own.wrote(store, created)
-        for body in plan.update:
-            self.own.wrote(store, await self.client.replace(SLICES, body, ns))
-            self.slice_writes += 1
-        for s in plan.delete:
-            try:
-                await self.client.delete(SLICES, s["metadata"]["name"], ns)
-            except ApiError as e:
-                if e.code != 404:
-                    raise
-            self.slice_writes += 1
-            self.own.deleted(store, s)
+        writes += 1
+        own.deleted(store, s)
+    return writes
 
 
 def _terminating_namespace(e: ApiError) -> bool:
