@@ -187,6 +187,9 @@ def create_app(
     r.add_get("/openapi/v3", openapi_v3_root)
     r.add_get("/openapi/v3/", openapi_v3_root)
     r.add_get("/openapi/v3/{gv:.+}", openapi_v3_gv)
+    from kubesvc.apiserver.openapi.v2 import openapi_v2_handler, swagger_pb_handler
+    r.add_get("/openapi/v2", openapi_v2_handler)
+    r.add_get("/swagger-2.0.0.pb-v1", swagger_pb_handler)
     r.add_get("/metrics", metrics_handler)
     r.add_route("*", "/{tail:.*}", resources)
     return app
