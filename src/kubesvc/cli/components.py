@@ -45,11 +45,34 @@ def endpoint_controllers(client: ApiClient, advertise_address: str, apiserver_po
             KubernetesEndpointsController(client, advertise_address, port)]
 
 
+def workload_controllers(client: ApiClient) -> list[Controller]:
+    """ReplicaSets, Deployments, the scheduler and node lifecycle.
+
+    ``KUBESVC_NODE_MONITOR_GRACE_PERIOD`` (seconds, default upstream's 40) is how
+    long a node may stay silent before it is NotReady;
+    ``KUBESVC_POD_EVICTION_DELAY`` (default 5, upstream's default tolerations
+    say 300) how long its pods then stay before they are evicted and recreated.
+    """
+    import os
+
+    from kubesvc.controllers.deployment import DeploymentController
+    from kubesvc.controllers.nodelifecycle import NodeLifecycleController
+    from kubesvc.controllers.replicaset import ReplicaSetController
+    from kubesvc.controllers.scheduler import Scheduler
+
+    grace = float(os.environ.get("KUBESVC_NODE_MONITOR_GRACE_PERIOD") or 40)
+    eviction = float(os.environ.get("KUBESVC_POD_EVICTION_DELAY") or 5)
+    return [ReplicaSetController(client), DeploymentController(client), Scheduler(client),
+            NodeLifecycleController(client, grace_period=grace, eviction_delay=eviction,
+                                    monitor_period=min(5.0, max(grace / 4, 0.5)))]
+
+
 async def start_controllers(kubeconfig: Path, *, advertise_address: str = NODE_NETWORK_GATEWAY,
                             apiserver_port: int | None = None) -> Callable[[], Awaitable[None]]:
     """Start every controller; return the coroutine function that stops them all."""
     client = ApiClient.from_kubeconfig(kubeconfig, user_agent="kubesvc-controller-manager")
-    running = controllers(client) + endpoint_controllers(client, advertise_address, apiserver_port)
+    running = (controllers(client) + endpoint_controllers(client, advertise_address, apiserver_port)
+               + workload_controllers(client))
     await asyncio.gather(*(c.start() for c in running))
 
     async def stop() -> None:
