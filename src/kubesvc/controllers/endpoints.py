@@ -205,8 +205,15 @@ def desired_endpoints(svc: Obj, pods: list[Obj], current: Obj | None, trigger_ti
             annotations[key] = value
         else:
             annotations.pop(key, None)
-    meta["labels"], meta["annotations"] = labels, annotations
-    return {"apiVersion": "v1", "kind": "Endpoints", "metadata": meta, "subsets": subsets}
+    for field, value in (("labels", labels), ("annotations", annotations)):
+        if value:
+            meta[field] = value
+        else:
+            meta.pop(field, None)  # empty maps are omitted on the wire, as upstream's omitempty
+    out: Obj = {"apiVersion": "v1", "kind": "Endpoints", "metadata": meta}
+    if subsets:
+        out["subsets"] = subsets
+    return out
 
 
 # ---------------------------------------------------------------- controller
