@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     api = sub.add_parser("apiserver", help="run the API server alone")
     _server_flags(api)
+
+    from kubesvc.cli.run import add_run_parser
+
+    add_run_parser(sub, default_data_dir())
     return p
 
 
@@ -69,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command == "run":
+            from kubesvc.cli.run import run_command
+
+            return run_command(args)
         if args.command in ("up", "apiserver"):
             from kubesvc.cli.up import run_up
 
