@@ -38,6 +38,7 @@ class ApiServerConfig:
     service_cidr: str = "10.0.0.0/16"
     node_port_range: tuple[int, int] = (30000, 32767)
     extra: dict[str, Any] = field(default_factory=dict)
+    extra_bind_addresses: tuple[str, ...] = ()  # also listen here, on the same port (the cluster network)
 
 
 def build_registry(store: Store, cfg: ApiServerConfig) -> Registry:
@@ -107,6 +108,9 @@ class ApiServer:
             self.registry, authenticate=self.cfg.authenticate,
             server_address=f"{self.cfg.bind_address}:{self.cfg.port}", ready=lambda: self._ready,
         )
+        from kubesvc.apiserver.subresources import AGENT_TOKEN
+
+        app[AGENT_TOKEN] = str(self.cfg.extra.get("agent_token") or "")
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.cfg.bind_address, self.cfg.port, ssl_context=self.cfg.ssl_context,
@@ -116,6 +120,9 @@ class ApiServer:
             server = site._server  # noqa: SLF001 - aiohttp exposes no public accessor for the bound port
             assert server is not None and server.sockets
             self.port = server.sockets[0].getsockname()[1]
+        for addr in self.cfg.extra_bind_addresses:
+            await web.TCPSite(self._runner, addr, self.port, ssl_context=self.cfg.ssl_context,
+                              reuse_address=True, backlog=1024).start()
         self._ready = True
 
     async def stop(self) -> None:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from kubesvc.apiserver.handlers import ResourceHandlers
 
 Obj = dict[str, Any]
+# The secret the apiserver shows node agents when it proxies pods/log to them.
+AGENT_TOKEN = web.AppKey("agent_token", str)
 
 
 async def dispatch(h: ResourceHandlers, request: web.Request, info: RequestInfo, res: Resource) -> web.StreamResponse:
@@ -162,4 +164,43 @@ async def _log(h: ResourceHandlers, request: web.Request, res: Resource, ns: str
     node = (stored.value.get("spec") or {}).get("nodeName")
     if not node:
         raise errors.bad_request(f"pod {name} does not have a host assigned")
-    raise errors.bad_request(f'container logs for pod "{name}" are not available: no node agent serves logs yet')
+    return await _proxy_log(h, request, stored.value, node)
+
+
+async def _proxy_log(h: ResourceHandlers, request: web.Request, pod: Obj, node: str) -> web.StreamResponse:
+    """Stream ``/containerLogs/...`` from the pod's node agent (kubelet's port, from the Node's status)."""
+    import aiohttp
+
+    from kubesvc.api.resources import by_plural
+
+    name, ns = meta(pod)["name"], meta(pod).get("namespace")
+    containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+    container = request.query.get("container") or (containers[0] if len(containers) == 1 else None)
+    if not container:
+        raise errors.bad_request(f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]")
+    if container not in containers + [c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []]:
+        raise errors.bad_request(f"container {container} is not valid for pod {name}")
+    node_res = by_plural("", "v1", "nodes")
+    assert node_res is not None
+    node_obj = (await h.registry.get(node_res, None, node)).value
+    addrs = {a.get("type"): a.get("address") for a in (node_obj.get("status") or {}).get("addresses") or []}
+    port = (((node_obj.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
+    if not addrs.get("InternalIP") or not port:
+        raise errors.bad_request(f'node "{node}" has no agent address to fetch logs from')
+    params = {k: v for k, v in request.query.items() if k in ("follow", "previous", "tailLines", "timestamps",
+                                                              "sinceSeconds", "limitBytes")}
+    url = f"http://{addrs['InternalIP']}:{port}/containerLogs/{ns}/{name}/{container}"
+    headers = {"Authorization": f"Bearer {request.app.get(AGENT_TOKEN, '')}"}
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=5)) as session, \
+                session.get(url, params=params, headers=headers) as resp:
+            if resp.status != 200:
+                raise errors.bad_request((await resp.text()).strip() or f"the node agent answered {resp.status}")
+            out = web.StreamResponse(headers={"Content-Type": "text/plain"})
+            await out.prepare(request)
+            async for chunk in resp.content.iter_any():
+                await out.write(chunk)
+            await out.write_eof()
+            return out
+    except aiohttp.ClientError as e:
+        raise errors.bad_request(f"Get \"{url}\": {e}") from None

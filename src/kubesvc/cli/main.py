@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run the cluster in the foreground (API server and controllers)")
     _server_flags(up)
+    up.add_argument("--nodes", type=int, default=None,
+                    help="node network namespaces, each with an agent (default 1 when root, else 0)")
+
+    from kubesvc.agent.main import add_agent_parser
+
+    add_agent_parser(sub)
 
     api = sub.add_parser("apiserver", help="run the API server alone")
     _server_flags(api)
@@ -81,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             from kubesvc.cli.up import run_up
 
             return run_loop(run_up(args, with_controllers=args.command == "up"))
+        if args.command == "agent":
+            from kubesvc.agent.main import run_agent
+
+            return run_loop(run_agent(args))
     except CliError as e:
         print(f"kubesvc: {e}", file=sys.stderr)
         return 1

@@ -66,6 +66,8 @@ async def run_up(args: argparse.Namespace, *, with_controllers: bool) -> int:
     storage = args.storage or f"sqlite:///{data_dir / 'state.db'}"
     pki = ensure_pki(data_dir, hosts=["127.0.0.1", "localhost", NODE_NETWORK_GATEWAY, args.bind_address])
 
+    nodes = await _prepare_nodes(args, data_dir, lock) if with_controllers else None
+
     def auth(request: Any) -> str | None:
         transport = request.transport
         peercert = transport.get_extra_info("peercert") if transport is not None else None
@@ -76,13 +78,20 @@ async def run_up(args: argparse.Namespace, *, with_controllers: bool) -> int:
         ssl_context=pki.server_ssl_context(), authenticate=auth,
         service_cidr=args.service_cidr, node_port_range=parse_port_range(args.service_node_port_range),
     )
+    if nodes is not None:  # node agents reach the apiserver on the cluster network
+        cfg.extra_bind_addresses = (NODE_NETWORK_GATEWAY,)
+        cfg.extra["agent_token"] = nodes.agent_token
     server = ApiServer(cfg)
     try:
         await server.start()
     except OSError as e:
+        if nodes is not None:
+            await nodes.stop()
         lock.close()
         raise CliError(f"cannot listen on {args.bind_address}:{args.port}: {e.strerror or e}") from None
     except ValueError as e:
+        if nodes is not None:
+            await nodes.stop()
         lock.close()
         raise CliError(str(e)) from None
     host = "127.0.0.1" if args.bind_address in ("0.0.0.0", "::") else args.bind_address
@@ -95,6 +104,10 @@ async def run_up(args: argparse.Namespace, *, with_controllers: bool) -> int:
 
         stoppers.append(await start_controllers(kubeconfig))
 
+    if nodes is not None:
+        await nodes.start_agents(
+            lambda path: write_kubeconfig(path, server=f"https://{NODE_NETWORK_GATEWAY}:{server.port}", pki=pki))
+        stoppers.insert(0, nodes.stop)  # stopped last: agents stop their pods, then the network goes
     print(f"kubesvc is up: export KUBECONFIG={kubeconfig}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -108,3 +121,37 @@ async def run_up(args: argparse.Namespace, *, with_controllers: bool) -> int:
     await server.stop()
     lock.close()
     return 0
+
+
+async def _prepare_nodes(args: argparse.Namespace, data_dir: Path, lock: IO[str]) -> Any:
+    """Build the node network for ``--nodes N`` (kernel mode, root).
+
+    Without an explicit ``--nodes``, one node is made when that is possible (root,
+    no other cluster network on the machine) and none otherwise, so plain
+    ``kubesvc up`` keeps working unprivileged and side by side.
+    """
+    from kubesvc.agent.hostnet import NetworkBusy
+    from kubesvc.agent.supervisor import NodeCluster
+
+    count = args.nodes if args.nodes is not None else 1
+    if count <= 0:
+        return None
+    if os.geteuid() != 0:
+        if args.nodes is None:
+            log.info("not root: no nodes (kernel mode needs root)")
+            return None
+        lock.close()
+        raise CliError("--nodes needs root (nodes are network namespaces)")
+    nodes = NodeCluster(data_dir, count)
+    try:
+        nodes.agent_token = await nodes.prepare()
+    except NetworkBusy as e:
+        if args.nodes is None:
+            log.warning("%s: starting without nodes", e)
+            return None
+        lock.close()
+        raise CliError(str(e)) from None
+    except Exception as e:
+        lock.close()
+        raise CliError(f"cannot build the node network: {e}") from None
+    return nodes

@@ -1,0 +1,80 @@
+"""Pod IPs from the node's pod CIDR, remembered in a file.
+
+Pure bookkeeping in the MetalLB manner: ``assign`` is idempotent, ``allocate``
+deterministic (lowest free address), ``release`` idempotent.  The file is
+rewritten atomically after each change, so an agent restarted over running
+pods hands each the address it already has and never hands it to another.
+The network address, the gateway (``.1``, the node's bridge) and the
+broadcast address are never given out.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from pathlib import Path
+
+
+class PoolExhausted(Exception):
+    """Every address of the node's pod CIDR is taken."""
+
+
+class IpAllocator:
+    def __init__(self, cidr: str, path: Path | None = None) -> None:
+        self.net = ipaddress.ip_network(cidr)
+        self.path = path
+        self.gateway = self.net[1]
+        self.by_owner: dict[str, str] = {}
+        if path is not None and path.exists():
+            self.by_owner = {str(k): str(v) for k, v in json.loads(path.read_text() or "{}").items()}
+        self._taken = {ipaddress.ip_address(v) for v in self.by_owner.values()}
+
+    def get(self, owner: str) -> str | None:
+        return self.by_owner.get(owner)
+
+    def assign(self, owner: str, ip: str) -> None:
+        """Record an address an owner already holds (adoption); refuse one held by another."""
+        addr = ipaddress.ip_address(ip)
+        if addr not in self.net or addr in (self.net.network_address, self.gateway, self.net.broadcast_address):
+            raise ValueError(f"{ip} is not assignable in {self.net}")
+        for o, held in self.by_owner.items():
+            if held == ip and o != owner:
+                raise ValueError(f"{ip} is already held by {o}")
+        if self.by_owner.get(owner) == ip:
+            return
+        self.release(owner, save=False)
+        self.by_owner[owner] = ip
+        self._taken.add(addr)
+        self._save()
+
+    def allocate(self, owner: str) -> str:
+        """The owner's address, or the lowest free one."""
+        held = self.by_owner.get(owner)
+        if held:
+            return held
+        for addr in self.net.hosts():
+            if addr != self.gateway and addr not in self._taken:
+                self.by_owner[owner] = str(addr)
+                self._taken.add(addr)
+                self._save()
+                return str(addr)
+        raise PoolExhausted(f"no free address in {self.net}")
+
+    def release(self, owner: str, *, save: bool = True) -> None:
+        ip = self.by_owner.pop(owner, None)
+        if ip is not None:
+            self._taken.discard(ipaddress.ip_address(ip))
+            if save:
+                self._save()
+
+    def owners(self) -> list[str]:
+        return list(self.by_owner)
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.by_owner, sort_keys=True))
+        os.replace(tmp, self.path)
