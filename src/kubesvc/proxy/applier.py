@@ -1,0 +1,157 @@
+"""Desired ruleset in, one atomic ``nft -f -`` transaction out.
+
+The applier remembers what it last wrote.  A partial sync compares only the
+changed Services' groups (and the few shared chains) with that memory and
+emits: new sets and chains, rewritten chains, element deletes, element adds,
+then deletes of what is gone, in an order the kernel accepts within one
+transaction.  A full sync (at start, after any failure, and periodically)
+rewrites every chain and map but never flushes the affinity sets the packet
+path fills, and deletes whatever else it finds in the table.  A failed
+transaction changes nothing in the kernel and nothing here except forcing the
+next sync to be full, so the last good ruleset stays in force.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from . import layout as L
+from .nftables import NftBackend
+from .ruleset import Chain, Element, Ruleset, SetDef, element_text
+
+CHUNK = 2000  # elements per ``add element`` command: keeps lines sane on a full sync
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    full: bool
+    commands: int
+    size: int  # bytes of transaction text
+    text: str
+
+
+class _Tx:
+    """Commands in the five phases one transaction needs."""
+
+    def __init__(self, family: str, table: str) -> None:
+        self.t = f"{family} {table}"
+        self.create: list[str] = [f"add table {self.t}"]
+        self.rules: list[str] = []
+        self.remove_el: dict[str, list[str]] = defaultdict(list)
+        self.add_el: dict[str, list[str]] = defaultdict(list)
+        self.drop_chains: list[str] = []
+        self.drop_sets: list[tuple[str, str]] = []  # (set|map, name)
+
+    def add_set(self, s: SetDef) -> None:
+        self.create.append(f"add {s.kind} {self.t} {s.name} {{ {s.spec} }}")
+
+    def write_chain(self, c: Chain, new: bool) -> None:
+        if new:
+            self.create.append(f"add chain {self.t} {c.name} {c.declaration()}".rstrip())
+        else:
+            self.rules.append(f"flush chain {self.t} {c.name}")
+        self.rules += [f"add rule {self.t} {c.name} {r}" for r in c.rules]
+
+    def text(self) -> str:
+        lines = self.create + self.rules
+        for verb, groups in (("delete", self.remove_el), ("add", self.add_el)):
+            for name in sorted(groups):
+                items = groups[name]
+                for i in range(0, len(items), CHUNK):
+                    lines.append(f"{verb} element {self.t} {name} {{ {', '.join(items[i:i + CHUNK])} }}")
+        # rules go before their chains: flush every chain to delete, then delete them
+        lines += [f"flush chain {self.t} {n}" for n in self.drop_chains]
+        lines += [f"delete chain {self.t} {n}" for n in self.drop_chains]
+        lines += [f"delete {kind} {self.t} {n}" for kind, n in self.drop_sets]
+        return "\n".join(lines) + "\n"
+
+    @property
+    def empty(self) -> bool:
+        return len(self.create) == 1 and not (self.rules or self.remove_el or self.add_el or self.drop_chains or self.drop_sets)
+
+
+class Applier:
+    def __init__(self, backend: NftBackend, family: str = L.FAMILY, table: str = "kubesvc") -> None:
+        self.backend = backend
+        self.family, self.table = family, table
+        self.written: Ruleset | None = None
+        self.need_full = True
+
+    def sync(self, desired: Ruleset, changed: Iterable[str] | None = None) -> SyncResult:
+        """Make the kernel match ``desired``; ``changed`` None (or a pending full sync) means all."""
+        full = self.need_full or changed is None or self.written is None
+        tx = self._full(desired) if full else self._partial(desired, set(changed or ()))
+        text = tx.text()
+        if not (not full and tx.empty):
+            try:
+                self.backend.apply(text)
+            except Exception:
+                self.need_full = True
+                raise
+        self.written = Ruleset(dict(desired.chains), dict(desired.sets), desired.elements, dict(desired.services))
+        self.need_full = False
+        return SyncResult(full, 0 if (not full and tx.empty) else text.count("\n"), len(text), text)
+
+    def _full(self, desired: Ruleset) -> _Tx:
+        tx = _Tx(self.family, self.table)
+        have_chains, have_sets = self.backend.list_objects(self.family, self.table)
+        sets, chains = desired.all_sets(), desired.all_chains()
+        for s in sets.values():
+            tx.add_set(s)
+            if s.name in have_sets and not s.dynamic:
+                tx.rules.append(f"flush {s.kind} {tx.t} {s.name}")
+        for c in chains.values():
+            if c.name in have_chains:
+                tx.create.append(f"add chain {tx.t} {c.name} {c.declaration()}".rstrip())
+            tx.write_chain(c, new=c.name not in have_chains)
+        seen: set[tuple[str, str]] = set()
+        for e in self._elements(desired):
+            if (e[0], e[1]) not in seen:  # two Services claiming one key: the first keeps it
+                seen.add((e[0], e[1]))
+                tx.add_el[e[0]].append(element_text(e))
+        tx.drop_chains += sorted(have_chains - set(chains))
+        static_maps = {s.name for s in L.STATIC_SETS.values() if s.is_map}  # services own only sets
+        tx.drop_sets += [("map" if n in static_maps else "set", n) for n in sorted(have_sets - set(sets))]
+        return tx
+
+    @staticmethod
+    def _elements(rs: Ruleset) -> Iterable[Element]:
+        yield from rs.elements
+        for s in rs.services.values():
+            yield from s.elements
+
+    def _partial(self, desired: Ruleset, changed: set[str]) -> _Tx:
+        old = self.written
+        assert old is not None
+        tx = _Tx(self.family, self.table)
+        self._diff_objects(tx, old.chains, desired.chains, old.sets, desired.sets)
+        self._diff_elements(tx, old.elements, desired.elements)
+        for key in sorted(changed):
+            was, now = old.services.get(key), desired.services.get(key)
+            if was == now:
+                continue
+            self._diff_objects(tx, was.chains if was else {}, now.chains if now else {},
+                               was.sets if was else {}, now.sets if now else {})
+            self._diff_elements(tx, was.elements if was else frozenset(), now.elements if now else frozenset())
+        return tx
+
+    @staticmethod
+    def _diff_objects(tx: _Tx, old_c: dict[str, Chain], new_c: dict[str, Chain],
+                      old_s: dict[str, SetDef], new_s: dict[str, SetDef]) -> None:
+        for name, s in new_s.items():
+            if name not in old_s:
+                tx.add_set(s)
+        for name, c in new_c.items():
+            if old_c.get(name) != c:
+                tx.write_chain(c, new=name not in old_c)
+        tx.drop_chains += sorted(old_c.keys() - new_c.keys())
+        tx.drop_sets += [(old_s[n].kind, n) for n in sorted(old_s.keys() - new_s.keys())]
+
+    @staticmethod
+    def _diff_elements(tx: _Tx, old: frozenset[Element], new: frozenset[Element]) -> None:
+        for e in old - new:
+            tx.remove_el[e[0]].append(e[1])  # deleting takes the key alone
+        for e in new - old:
+            tx.add_el[e[0]].append(element_text(e))

@@ -1,0 +1,64 @@
+"""The one seam to the kernel: ``nft -f -`` transactions, as upstream's knftables.
+
+:class:`Nft` runs the real binary (optionally inside a network namespace via
+``ip netns exec``, for tests and benchmarks; the proxy itself normally already
+runs inside its node's namespace).  Tests use
+:class:`kubesvc.testing.fakenft.FakeNft`, which has the same two methods.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from typing import Protocol
+
+
+class NftError(Exception):
+    """nft refused a transaction; the kernel applied none of it."""
+
+
+class NftBackend(Protocol):
+    def apply(self, text: str) -> None: ...
+
+    def list_objects(self, family: str = "ip", name: str = "kubesvc") -> tuple[set[str], set[str]]: ...
+
+
+_OBJ = re.compile(r"^\s*(chain|set|map)\s+(\S+)\s+\{", re.M)
+
+
+class Nft:
+    """The real nft binary."""
+
+    def __init__(self, netns: str | None = None, binary: str = "nft", timeout: float = 120) -> None:
+        self.prefix = ["ip", "netns", "exec", netns] if netns else []
+        self.binary = binary
+        self.timeout = timeout
+
+    def _run(self, args: list[str], stdin: str | None = None) -> str:
+        p = subprocess.run([*self.prefix, self.binary, *args], input=stdin, capture_output=True,
+                           text=True, timeout=self.timeout)
+        if p.returncode != 0:
+            raise NftError((p.stderr or p.stdout).strip()[:2000] or f"nft exited {p.returncode}")
+        return p.stdout
+
+    def apply(self, text: str) -> None:
+        self._run(["-f", "-"], stdin=text)
+
+    def list_objects(self, family: str = "ip", name: str = "kubesvc") -> tuple[set[str], set[str]]:
+        """Names of our chains and sets; terse (``-t``) so elements are not read."""
+        try:
+            out = self._run(["-t", "list", "table", family, name])
+        except NftError as e:
+            if "No such file" in str(e):
+                return set(), set()
+            raise
+        chains, sets = set(), set()
+        for kind, obj in _OBJ.findall(out):
+            (chains if kind == "chain" else sets).add(obj.strip('"'))
+        return chains, sets
+
+    def delete_table(self, family: str = "ip", name: str = "kubesvc") -> None:
+        try:
+            self._run(["delete", "table", family, name])
+        except NftError:
+            pass
