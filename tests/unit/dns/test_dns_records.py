@@ -1,0 +1,53 @@
+"""API objects to slim records, and the index's reverse maps kept in step on every write."""
+
+from __future__ import annotations
+
+from conftest import endpoint_slice, service
+
+from kubesvc.dns.index import MemoryIndex
+from kubesvc.dns.records import Port, service_record, slice_record
+
+
+def test_service_record_fields() -> None:
+    """Names are lower-cased, ports keep their protocol, ExternalName loses its final dot."""
+    rec = service_record(service("Web", "NS1", ip="10.0.0.5", ports=[("HTTP", 80, "TCP"), ("", 81, "UDP")]))
+    assert (rec.namespace, rec.name, rec.cluster_ips, rec.headless) == ("ns1", "web", ("10.0.0.5",), False)
+    assert rec.ports == (Port("http", "tcp", 80), Port("", "udp", 81))
+    ext = service_record(service("e", type="ExternalName", external="Example.COM."))
+    assert (ext.external_name, ext.cluster_ips, ext.headless) == ("example.com", (), False)
+    assert service_record(service("h")).headless
+
+
+def test_tolerate_unready_annotation_counts_as_publish_not_ready() -> None:
+    """The old annotation still publishes not-ready addresses, as the specification says."""
+    obj = service("h")
+    obj["metadata"]["annotations"] = {"service.alpha.kubernetes.io/tolerate-unready-endpoints": "true"}
+    assert service_record(obj).publish_not_ready
+
+
+def test_slice_record_ready_defaults_and_bad_addresses() -> None:
+    """An unset ready condition counts as ready; endpoints without a valid address are dropped."""
+    obj = endpoint_slice("s", "svc", [("10.1.1.1", "a", None), ("10.1.1.2", "", False), ("bogus", "", True)])
+    rec = slice_record(obj)
+    assert [(e.addresses, e.hostname, e.ready) for e in rec.endpoints] == [
+        (("10.1.1.1",), "a", True), (("10.1.1.2",), "", False)]
+    assert rec.service == "svc"
+
+
+def test_index_updates_and_deletes_keep_reverse_maps() -> None:
+    """Replacing or deleting an object removes its old addresses from every index."""
+    idx = MemoryIndex()
+    seen = []
+    idx.on_change(lambda: seen.append(idx.serial))
+    idx.put_service(service_record(service("a", ip="10.0.0.5")))
+    idx.put_service(service_record(service("a", ip="10.0.0.6")))
+    assert idx.reverse("10.0.0.5") == [] and idx.reverse("10.0.0.6") == [("default", "a", "")]
+    idx.put_slice(slice_record(endpoint_slice("a-1", "a", [("10.1.1.1", "", True)])))
+    assert idx.reverse("10.1.1.1") == [("default", "a", "10-1-1-1")]
+    idx.put_slice(slice_record(endpoint_slice("a-1", "a", [("10.1.1.2", "x", True)])))
+    assert idx.reverse("10.1.1.1") == [] and [e.hostname for e in idx.endpoints("default", "a")] == ["x"]
+    idx.delete_slice("default", "a-1")
+    idx.delete_service("default", "a")
+    assert idx.endpoints("default", "a") == [] and not idx.has_namespace("default")
+    assert idx.reverse("10.0.0.6") == [] and idx.reverse("10.1.1.2") == []
+    assert len(seen) == 6 and seen == sorted(seen)
