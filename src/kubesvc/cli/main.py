@@ -47,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
     from kubesvc.cli.run import add_run_parser
 
     add_run_parser(sub, default_data_dir())
+
+    from kubesvc.cli.dnsboot import add_dns_parser, add_up_flags
+
+    add_up_flags(up)
+    add_dns_parser(sub)
     return p
 
 
@@ -83,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
             from kubesvc.cli.run import run_command
 
             return run_command(args)
+        if args.command == "dns":
+            from kubesvc.cli.dnsboot import run_dns_command
+
+            return run_loop(run_dns_command(args))
         if args.command in ("up", "apiserver"):
             from kubesvc.cli.up import run_up
 

@@ -104,6 +104,10 @@ async def run_up(args: argparse.Namespace, *, with_controllers: bool) -> int:
 
         stoppers.append(await start_controllers(kubeconfig))
 
+        from kubesvc.cli.dnsboot import start_cluster_dns
+
+        stoppers.append(await start_cluster_dns(kubeconfig, args.dns_port))
+
     if nodes is not None:
         await nodes.start_agents(
             lambda path: write_kubeconfig(path, server=f"https://{NODE_NETWORK_GATEWAY}:{server.port}", pki=pki))
