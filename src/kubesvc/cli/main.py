@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_up_flags(up)
     add_dns_parser(sub)
+
+    from kubesvc.proxy.main import add_proxy_parser
+
+    add_proxy_parser(sub)
     return p
 
 
@@ -100,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             from kubesvc.agent.main import run_agent
 
             return run_loop(run_agent(args))
+        if args.command == "proxy":
+            from kubesvc.proxy.main import main_proxy
+
+            return run_loop(main_proxy(args))
     except CliError as e:
         print(f"kubesvc: {e}", file=sys.stderr)
         return 1
