@@ -79,16 +79,19 @@ class EndpointsTracker:
         name = (obj.get("metadata") or {}).get("name", "")
         view_old = slice_view(old) if old else None
         view_new = slice_view(new) if new else None
-        changed = False
-        for view, present in ((view_old, False), (view_new, True)):
-            if view is not None:
-                changed |= self._set(view.service_key, name, view if present else None)
-        return changed
+        touched = set()
+        if view_old is not None and (view_new is None or view_new.service_key != view_old.service_key):
+            self._set(view_old.service_key, name, None)  # gone, or now labelled for another Service
+            touched.add(view_old.service_key)
+        if view_new is not None:
+            self._set(view_new.service_key, name, view_new)
+            touched.add(view_new.service_key)
+        return any(k in self._pending for k in touched)
 
-    def _set(self, svc: str, name: str, view: SliceView | None) -> bool:
+    def _set(self, svc: str, name: str, view: SliceView | None) -> None:
         by_name = self.slices.setdefault(svc, {})
         if by_name.get(name) == view:
-            return svc in self._pending
+            return
         pend = self._pending.get(svc) or _Pending(self.current.get(svc, {}))
         self._pending[svc] = pend
         if view is None:
@@ -107,8 +110,6 @@ class EndpointsTracker:
                 self.slices.pop(svc, None)
         if pend.before == merged:
             del self._pending[svc]
-            return False
-        return True
 
     def take(self) -> tuple[set[str], list[float]]:
         """Pending service keys and the trigger times (epoch seconds) of the changes behind them."""
