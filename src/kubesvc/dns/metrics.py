@@ -34,11 +34,16 @@ class Stats:
         self.cache_size = 0
         self.synced = 0
 
+    @staticmethod
+    def keys(proto: str, qtype: str, rcode: str) -> tuple[tuple[str, str], tuple[str, str]]:
+        """The counter keys for one kind of answer; cached answers keep them (no allocation per hit)."""
+        return (proto, qtype if qtype in KNOWN_TYPES else "other"), (proto, rcode)
+
     def observe(self, proto: str, qtype: str, rcode: str, seconds: float) -> None:
-        qtype = qtype if qtype in KNOWN_TYPES else "other"
-        key = (proto, qtype)
+        self.observe_keys(*self.keys(proto, qtype, rcode), seconds)
+
+    def observe_keys(self, key: tuple[str, str], rkey: tuple[str, str], seconds: float) -> None:
         self.requests[key] = self.requests.get(key, 0) + 1
-        rkey = (proto, rcode)
         self.responses[rkey] = self.responses.get(rkey, 0) + 1
         self.latency_counts[bisect.bisect_left(BUCKETS, seconds)] += 1
         self.latency_sum += seconds

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from dataclasses import dataclass, field
@@ -102,6 +103,12 @@ async def run_dns(kubeconfig: str | os.PathLike[str], listen: list[Addr], **kw: 
     """Serve until cancelled (SIGINT/SIGTERM in ``kubesvc dns``)."""
     srv = await start_dns(kubeconfig, listen, **kw)  # type: ignore[arg-type]
     try:
+        with contextlib.suppress(TimeoutError):
+            await srv.wait_synced(60)
+            # A process of its own: the cache is long-lived, so keep the collector from rescanning it
+            # (full collections over a large cache are the latency spikes worth avoiding).
+            gc.collect()
+            gc.freeze()
         await asyncio.Event().wait()
     finally:
         await srv.stop()

@@ -36,7 +36,7 @@ class AnswerCache:
     """Encoded answers by query bytes (minus the ID); cleared whole on any index change."""
 
     def __init__(self, stats: Stats, max_entries: int = MAX_CACHE) -> None:
-        self.entries: dict[bytes, tuple[bytes, str, str]] = {}
+        self.entries: dict[bytes, tuple[bytes, tuple[str, str], tuple[str, str]]] = {}
         self.stats = stats
         self.max_entries = max_entries
 
@@ -47,7 +47,7 @@ class AnswerCache:
     def put(self, query: bytes, reply: bytes, qtype: str, rcode: str) -> None:
         if len(self.entries) >= self.max_entries:
             self.entries.clear()
-        self.entries[query[2:]] = (reply[2:], qtype, rcode)
+        self.entries[query[2:]] = (reply[2:], *Stats.keys("udp", qtype, rcode))
         self.stats.cache_size = len(self.entries)
 
 
@@ -69,7 +69,7 @@ class UdpServer(asyncio.DatagramProtocol):
         if hit is not None:
             self.transport.sendto(data[:2] + hit[0], addr)  # type: ignore[union-attr]
             self.stats.cache_hits += 1
-            self.stats.observe("udp", hit[1], hit[2], time.perf_counter() - t0)
+            self.stats.observe_keys(hit[1], hit[2], time.perf_counter() - t0)
             return
         try:
             reply = self.resolver.resolve(data, tcp=False)
