@@ -1,15 +1,16 @@
 """Service create latency with allocation when 1,000 and when 10,000 Services exist.
 
-Starts ``kubesvc apiserver`` (sqlite storage, TLS, client certificates) in its
-own process and, from this process over HTTPS:
+Starts ``kubesvc apiserver`` (sqlite storage, TLS, client certificates) in
+processes of their own and, from this process over HTTPS:
 
-1. fills the cluster to 1,000 Services (automatic clusterIPs) and 1,000
-   ConfigMaps (50 concurrent clients);
-2. measures, one request at a time, alternating, the latency of creating a
+1. one apiserver is filled to 1,000 Services (automatic clusterIPs) and
+   1,000 ConfigMaps, a second one to 10,000 of each (50 concurrent clients);
+2. on both, in alternating rounds (so that other load on the machine hits
+   both sizes alike), one request at a time: the latency of creating a
    NodePort Service (an automatic clusterIP and node port are allocated) and,
    as the baseline with no allocation, of creating a ConfigMap of about the
-   same size; the measured objects are deleted again (node ports are scarce);
-3. fills to 10,000 of each and measures again.
+   same size; the measured objects are deleted after each round (node ports
+   are scarce).
 
 It prints medians and p99 and the ratio of the two Service medians (goal: at
 most 1.2: allocation cost must not grow with the number of Services), with
@@ -17,7 +18,7 @@ the ConfigMap ratio next to it.  A second section times the allocation
 planner alone (plan + commit, no I/O) with 1,000 / 10,000 / 50,000 addresses
 in use.
 
-Run: ``python bench/bench_services.py [--samples 400] [--sizes 1000,10000]``.
+Run: ``python bench/bench_services.py [--samples 400] [--sizes 1000,10000] [--storage memory://]``.
 """
 
 from __future__ import annotations
@@ -149,42 +150,58 @@ def planner_alone(levels: tuple[int, ...], samples: int) -> dict[int, list[float
     return lat
 
 
+async def start_apiserver(tmp: Path, storage: str) -> tuple[subprocess.Popen[str], Path]:
+    data = tmp / f"data-{len(list(tmp.iterdir()))}"
+    extra = ["--storage", storage] if storage else []
+    proc = subprocess.Popen([sys.executable, "-m", "kubesvc", "apiserver", "--data-dir", str(data),
+                             "--port", str(free_port()), *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "kubesvc is up" in line:
+            return proc, data / "kubeconfig"
+    raise SystemExit("apiserver did not start")
+
+
 async def main_async(args: argparse.Namespace) -> dict[int, tuple[list[float], list[float]]]:
+    """One apiserver per size, filled first; then the sizes are measured in alternation."""
     tmp = Path(tempfile.mkdtemp(prefix="kubesvc-bench-svc-"))
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "kubesvc", "apiserver", "--data-dir", str(tmp / "data"),
-                             "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    results: dict[int, tuple[list[float], list[float]]] = {}
+    procs: list[subprocess.Popen[str]] = []
+    sessions: list[aiohttp.ClientSession] = []
+    results: dict[int, tuple[list[float], list[float]]] = {n: ([], []) for n in args.sizes}
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if "kubesvc is up" in line:
-                break
-        else:
-            raise SystemExit("apiserver did not start")
-        cfg = load_kubeconfig(tmp / "data" / "kubeconfig")
-        conn = aiohttp.TCPConnector(ssl=cfg.ssl_context, limit=0)
-        headers = {**cfg.auth_headers, "Content-Type": "application/json"}
-        async with aiohttp.ClientSession(connector=conn, headers=headers) as session:
-            api = Api(cfg.server.rstrip("/"), session)
+        apis: dict[int, Api] = {}
+        for size in args.sizes:
+            proc, kubeconfig = await start_apiserver(tmp, args.storage)
+            procs.append(proc)
+            cfg = load_kubeconfig(kubeconfig)
+            headers = {**cfg.auth_headers, "Content-Type": "application/json"}
+            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=cfg.ssl_context, limit=0), headers=headers)
+            sessions.append(session)
+            api = apis[size] = Api(cfg.server.rstrip("/"), session)
             await api.post("/api/v1/namespaces", {"metadata": {"name": NS}})
-            filled = 0
-            for size in args.sizes:
-                t = time.perf_counter()
-                await api.fill(filled, size, args.clients)
-                print(f"filled to {size} Services + {size} ConfigMaps in {time.perf_counter() - t:.1f}s", flush=True)
-                filled = size
-                await api.measure(f"warm{size}", 20)
-                results[size] = await api.measure(str(size), args.samples)
+            t = time.perf_counter()
+            await api.fill(0, size, args.clients)
+            print(f"filled to {size} Services + {size} ConfigMaps in {time.perf_counter() - t:.1f}s", flush=True)
+        for size, api in apis.items():
+            await api.measure(f"warm{size}", 20)
+        rounds = 10  # alternate the sizes in rounds, so load from elsewhere on the machine hits them alike
+        for r in range(rounds):
+            for size, api in apis.items():
+                svc, cm = await api.measure(f"{size}r{r}", args.samples // rounds)
+                results[size][0].extend(svc)
+                results[size][1].extend(cm)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
+        for session in sessions:
+            await session.close()
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
     return results
 
 
-def report(results: dict[int, tuple[list[float], list[float]]], sizes: list[int], samples: int) -> None:
+def report(results: dict[int, tuple[list[float], list[float]]], sizes: list[int], samples: int, storage: str) -> None:
     ms = 1000.0
-    print(f"\nCreate latency over HTTPS, one request at a time ({samples} samples per size, sqlite):")
+    print(f"\nCreate latency over HTTPS, one request at a time ({samples} samples per size, {storage or 'sqlite'}):")
     print(f"  {'existing':>9}  {'Service (NodePort, alloc)':>30}  {'ConfigMap (baseline)':>28}  {'svc/cm':>6}")
     for size in sizes:
         svc, cm = results[size]
@@ -194,7 +211,10 @@ def report(results: dict[int, tuple[list[float], list[float]]], sizes: list[int]
     lo, hi = sizes[0], sizes[-1]
     svc_ratio = statistics.median(results[hi][0]) / statistics.median(results[lo][0])
     cm_ratio = statistics.median(results[hi][1]) / statistics.median(results[lo][1])
+    extra = [statistics.median(results[n][0]) - statistics.median(results[n][1]) for n in (lo, hi)]
     print(f"  ratio of medians {hi} / {lo}: Services {svc_ratio:.2f} (goal <= 1.2), ConfigMaps {cm_ratio:.2f} (baseline)")
+    print(f"  what a Service adds over a ConfigMap (median difference): {extra[0] * ms:.2f} ms at {lo}, "
+          f"{extra[1] * ms:.2f} ms at {hi}")
 
 
 def report_planner(samples: int) -> None:
@@ -212,11 +232,12 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--samples", type=int, default=400)
     p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--storage", default="", help="storage URL for the apiserver (default: sqlite in a temp dir)")
     p.add_argument("--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1000, 10000])
     args = p.parse_args()
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     results = asyncio.run(main_async(args))
-    report(results, args.sizes, args.samples)
+    report(results, args.sizes, args.samples, args.storage)
     report_planner(5000)
 
 
