@@ -327,7 +327,7 @@ def test_get_columns_per_type_and_describe(cluster: Cluster, ns: str) -> None:
     assert rows(wide)["c-en"][-1] == "app=c-en"
 
     desc = cluster.kubectl("describe", "svc", "c-np", "-n", ns).stdout
-    fields = {m.group(1): m.group(2).strip() for m in re.finditer(r"^([A-Za-z ]+):\s*(.*)$", desc, re.M)}
+    fields = {m.group(1): m.group(2).strip() for m in re.finditer(r"^([A-Za-z ]+):[ \t]*(.*)$", desc, re.M)}
     assert fields["Type"] == "NodePort"
     assert fields["IP Family Policy"] == "SingleStack" and fields["IP Families"] == "IPv4"
     assert fields["IP"] == np["clusterIP"] and fields["IPs"] == np["clusterIP"]
