@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import static_index
+from dnsfixtures import static_index
 
 from kubesvc.dns.answer import Zone, answer
 from kubesvc.dns.index import MemoryIndex

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import endpoint_slice, service
+from dnsfixtures import endpoint_slice, service
 
 from kubesvc.dns.index import MemoryIndex
 from kubesvc.dns.records import Port, service_record, slice_record

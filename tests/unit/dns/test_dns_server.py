@@ -13,7 +13,7 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
-from conftest import endpoint_slice, service, static_index
+from dnsfixtures import endpoint_slice, service, static_index
 
 from kubesvc.dns.answer import Zone
 from kubesvc.dns.forward import Forwarder
