@@ -228,6 +228,54 @@ def test_load_balancer_health_check_and_no_node_ports(cluster: Cluster, ns: str)
     assert row[1:5] == ["LoadBalancer", spec["clusterIP"], "<pending>", "80/TCP,81:30091/TCP"]
 
 
+def test_load_balancer_status_shows_in_external_ip(cluster: Cluster, ns: str) -> None:
+    apply(cluster, manifest("lb-st", ns, type="LoadBalancer", ports=[{"port": 80}]))
+    apply(cluster, manifest("ci-st", ns, ports=[{"port": 80}]))
+
+    def patch_status(name: str, ingress: list[dict[str, Any]]) -> Any:
+        body = json.dumps({"status": {"loadBalancer": {"ingress": ingress}}})
+        return cluster.kubectl("patch", "svc", name, "-n", ns, "--subresource=status", "--type=merge", "-p", body,
+                               check=False)
+
+    assert patch_status("lb-st", [{"ip": "172.18.255.200"}, {"hostname": "lb.example.com"}]).returncode == 0
+    status = get(cluster, "lb-st", "-n", ns)["status"]
+    assert status["loadBalancer"]["ingress"] == [{"ip": "172.18.255.200", "ipMode": "VIP"}, {"hostname": "lb.example.com"}]
+    row = rows(cluster.kubectl("get", "svc", "lb-st", "-n", ns).stdout)["lb-st"]
+    assert row[3] == "172.18.255.200,lb.example.com"
+    p = patch_status("lb-st", [{"ip": "not-an-ip"}])
+    assert p.stderr.strip() == (
+        'The Service "lb-st" is invalid: status.loadBalancer.ingress[0].ip: Invalid value: "not-an-ip": '
+        "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
+    )
+    p = patch_status("lb-st", [{"hostname": "10.1.2.3"}])
+    assert p.stderr.strip() == (
+        'The Service "lb-st" is invalid: status.loadBalancer.ingress[0].hostname: Invalid value: "10.1.2.3": '
+        "must be a DNS name, not an IP address"
+    )
+    p = patch_status("ci-st", [{"ip": "172.18.255.201"}])
+    assert p.stderr.strip() == (
+        'The Service "ci-st" is invalid: status.loadBalancer.ingress: Forbidden: '
+        "may only be used when `spec.type` is 'LoadBalancer'"
+    )
+    # leaving LoadBalancer clears the status
+    apply(cluster, manifest("lb-st", ns, type="ClusterIP", ports=[{"port": 80}]))
+    assert get(cluster, "lb-st", "-n", ns)["status"] == {"loadBalancer": {}}
+
+
+def test_dry_run_and_replace_take_nothing_and_keep_everything(cluster: Cluster, ns: str) -> None:
+    doc = manifest("dr", ns, type="NodePort", clusterIP="10.0.10.99", ports=[{"name": "http", "port": 80, "nodePort": 30099}])
+    out = cluster.kubectl("create", "--dry-run=server", "-f", "-", "-o", "json", input=doc).stdout
+    assert json.loads(out)["spec"]["clusterIP"] == "10.0.10.99"
+    assert cluster.kubectl("create", "-f", "-", input=doc).stdout.strip() == "service/dr created"
+    # a PUT of the manifest without the allocated values keeps them (upstream's patchAllocatedValues)
+    bare = manifest("np-put", ns, type="NodePort", ports=[{"name": "http", "port": 80}])
+    cluster.kubectl("create", "-f", "-", input=bare)
+    before = spec_of(cluster, "np-put", "-n", ns)
+    assert cluster.kubectl("replace", "-f", "-", input=bare).stdout.strip() == "service/np-put replaced"
+    after = spec_of(cluster, "np-put", "-n", ns)
+    assert after["clusterIP"] == before["clusterIP"] and node_ports(after) == node_ports(before)
+
+
 # ---------------------------------------------------------------------------
 # type transitions
 

@@ -29,7 +29,11 @@ from kubesvc.registry.service.defaults import default_service, default_service_u
 from kubesvc.registry.service.ipallocator import IPAllocator
 from kubesvc.registry.service.portallocator import PortAllocator
 from kubesvc.registry.service.repair import RepairNote, repair_service
-from kubesvc.registry.service.validation import validate_service, validate_service_update
+from kubesvc.registry.service.validation import (
+    validate_service,
+    validate_service_status_update,
+    validate_service_update,
+)
 from kubesvc.registry.strategy import Allocation, Strategy
 from kubesvc.storage.contract import StorageError, Store
 
@@ -143,6 +147,9 @@ class ServiceStrategy(Strategy):
 
     def validate_update(self, obj: Obj, old: Obj) -> list[FieldError]:
         return validate_service_update(obj, old)
+
+    def validate_status_update(self, obj: Obj, old: Obj) -> list[FieldError]:
+        return validate_service_status_update(obj, old)
 
 
 def service_strategy(store: Store, service_cidr: str, node_port_range: tuple[int, int]) -> ServiceStrategy:

@@ -522,3 +522,39 @@ def dedupe(errs: list[FieldError]) -> list[FieldError]:
             seen.add(text)
             out.append(e)
     return out
+
+
+# --------------------------------------------------------------------------
+# ValidateServiceStatusUpdate (metadata is checked by the generic registry)
+
+SUPPORTED_LB_IP_MODES = ("Proxy", "VIP")
+
+
+def validate_service_status_update(new: Obj, old: Obj) -> list[FieldError]:
+    """ValidateLoadBalancerStatus: ingress only on LoadBalancer, IPs, ipMode, hostnames."""
+    status = new.get("status")
+    lb = status.get("loadBalancer") if isinstance(status, Mapping) else None
+    ingress = (lb.get("ingress") if isinstance(lb, Mapping) else None) or []
+    path = "status.loadBalancer.ingress"
+    if svc_type(new) != LOAD_BALANCER and ingress:
+        return [forbidden(path, "may only be used when `spec.type` is 'LoadBalancer'")]
+    errs: list[FieldError] = []
+    for i, ing in enumerate(ingress):
+        at = f"{path}[{i}]"
+        ip = ing.get("ip") or ""
+        if ip:
+            errs += names.validate_ip(ip, f"{at}.ip")
+        mode = ing.get("ipMode")
+        if mode is None:
+            if ip:
+                errs.append(required(f"{at}.ipMode", "must be specified when `ip` is set"))
+        elif not ip:
+            errs.append(forbidden(f"{at}.ipMode", "may not be specified when `ip` is not set"))
+        elif mode not in SUPPORTED_LB_IP_MODES:
+            errs.append(not_supported(f"{at}.ipMode", mode, SUPPORTED_LB_IP_MODES))
+        hostname = ing.get("hostname") or ""
+        if hostname:
+            errs += names.validate_dns1123_subdomain(hostname, f"{at}.hostname")
+            if names.parse_ip(hostname) is not None:
+                errs.append(invalid(f"{at}.hostname", hostname, "must be a DNS name, not an IP address"))
+    return errs
