@@ -47,10 +47,14 @@ def json_response(body: bytes | dict[str, Any], status: int = 200, content_type:
 async def read_body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise errors.too_large()
-    body = await request.content.read(MAX_BODY + 1)
-    if len(body) > MAX_BODY:
-        raise errors.too_large()
-    return body
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():  # read(n) may return early: read to the end
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise errors.too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _bool(q: Any, name: str) -> bool:
