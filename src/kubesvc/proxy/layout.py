@@ -14,7 +14,9 @@ chain per Service or per endpoint.  A Service is a handful of map elements:
   the kernel, so the value type names the protocol).
 
 So one endpoint change is a few element deletes/adds and never makes nft load
-chains in proportion to the cluster.  Only Services with sessionAffinity get
+chains in proportion to the cluster.  The ``pick-N`` chains for N up to
+``PICK_PRESET`` always exist: adding a rule makes nft read the maps it names
+(with their elements), so an endpoint count change must not add a chain.  Only Services with sessionAffinity get
 chains of their own (a lookup chain per pool and a record chain), because the
 per-endpoint affinity sets need per-endpoint rules.  Masquerading is decided
 per connection with a ct mark bit (set before DNAT) and, for hairpin, a set of
@@ -36,6 +38,7 @@ PROTOCOLS = ("tcp", "udp", "sctp")
 MASQ_CT_BIT = 0x4000  # ct mark bit: masquerade this connection in postrouting
 LOCAL_POOL_BIT = 0x400000  # meta mark bit: the local-policy pool of a service port
 MAX_PORT_ID = LOCAL_POOL_BIT - 1
+PICK_PRESET = 32  # pick-1..pick-32 always exist: an endpoint count change never adds a chain
 L4 = "meta l4proto { tcp, udp, sctp }"
 FRONT = "ip daddr . meta l4proto . th dport"
 
@@ -105,7 +108,7 @@ def static_chains(pod_cidr: str, cluster_cidr: str, pick_sizes: frozenset[int]) 
             f"ct status dnat meta mark . ip saddr . ip daddr @{HAIRPIN} masquerade fully-random",
         )),
     ]
-    for n in sorted(pick_sizes):
+    for n in sorted(pick_sizes | set(range(1, PICK_PRESET + 1))):
         chains.append(Chain(pick_chain(n), tuple(
             f"meta l4proto {p} dnat to meta mark . numgen random mod {n} map @{ENDPOINTS}-{p}" for p in PROTOCOLS)))
     return {c.name: c for c in chains}

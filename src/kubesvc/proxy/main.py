@@ -75,6 +75,7 @@ async def run_proxy(kubeconfig: Path, node_name: str, *, netns: str | None = Non
         if cleanup_on_exit:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(nft.delete_table)
+        nft.close()
 
 
 def _informers(client: ApiClient, proxier: Proxier, node_name: str) -> dict[str, Informer]:

@@ -22,7 +22,8 @@ def exec_prefix(netns: str | None) -> list[str]:
     return ["ip", "netns", "exec", netns] if netns else []
 
 
-def _setns(fd: int) -> None:
+def setns_net(fd: int) -> None:
+    """Move the calling thread (or a child before exec) into the network namespace ``fd``."""
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
@@ -50,7 +51,7 @@ def listen_socket(host: str, port: int, netns: str | None = None) -> socket.sock
     def in_thread() -> None:
         try:
             with open(f"/run/netns/{netns}") as target:
-                _setns(target.fileno())  # this thread only; it ends right after
+                setns_net(target.fileno())  # this thread only; it ends right after
             result.append(make())
         except BaseException as e:  # handed to the caller
             result.append(e)

@@ -71,21 +71,22 @@ def _plan_port(sp: ServicePort, pools: Pools, node: NodeInfo, pid: int, elements
     if sp.itp_local or sp.etp_local:
         pool_list.append((local_pid, pools.local, "local-"))
     for pool_id, eps, prefix in pool_list:
-        verdict = _pool_verdict(sp, pool_id, eps, pools.any_usable, prefix, elements, out)
+        verdict = _pool_verdict(sp, pool_id, eps, pools.any_usable, prefix, node, elements, out)
         elements.add((L.POOLS, m(pool_id), verdict))
         if eps:
             sizes.add(len(eps))
 
 
 def _pool_verdict(sp: ServicePort, pool_id: int, eps: tuple[Endpoint, ...], any_usable: bool, prefix: str,
-                  elements: set[Element], out: ServiceRules) -> str:
+                  node: NodeInfo, elements: set[Element], out: ServiceRules) -> str:
     """Fill one pool's endpoint elements; return what ``pools`` says for it."""
     if not eps:
         return f"goto {L.REJECT}" if not any_usable else "drop"
     m = L.mark(pool_id)
     for i, ep in enumerate(eps):
         elements.add((f"{L.ENDPOINTS}-{sp.protocol}", f"{m} . {i}", f"{ep.ip} . {ep.port}"))
-        elements.add((L.HAIRPIN, f"{m} . {ep.ip} . {ep.ip}", None))
+        if ep.node_name in ("", node.name):  # only a pod on this node can hairpin through it
+            elements.add((L.HAIRPIN, f"{m} . {ep.ip} . {ep.ip}", None))
     if not sp.affinity_timeout:
         return f"goto {L.pick_chain(len(eps))}"
     return f"goto {_plan_affinity(sp, pool_id, eps, prefix, elements, out)}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -47,10 +48,12 @@ class Kernel:
 
 
 @pytest.fixture
-def kernel(lab: Lab) -> Kernel:
+def kernel(lab: Lab) -> Iterator[Kernel]:
     lab.add_pod("a", "10.244.1.5")
     lab.add_pod("b", "10.244.1.6")
-    return Kernel(lab)
+    k = Kernel(lab)
+    yield k
+    k.nft.close()
 
 
 def names(lab: Lab, ns: str, url: str, n: int = 20) -> Counter[str]:
