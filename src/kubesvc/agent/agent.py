@@ -271,7 +271,14 @@ class Agent:
                 raise
             node = await self.client.patch(NODES, self.node_name, {"metadata": {"labels": body["metadata"]["labels"]}})
         self.node_uid = node["metadata"].get("uid")
-        await self._post_node_status(node.get("status"))
+        for attempt in range(5):  # controllers write node status too: retry a lost race
+            try:
+                await self._post_node_status(node.get("status"))
+                return
+            except ApiError as e:
+                if e.code != 409 or attempt == 4:
+                    raise
+                await asyncio.sleep(0.1)
 
     async def _post_node_status(self, prev: Obj | None) -> None:
         status = nodeobj.node_status(self.node_name, self.node_ip, self.cfg.port, now_rfc3339(), prev)

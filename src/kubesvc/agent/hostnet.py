@@ -16,12 +16,14 @@ lock and finds leftovers (a crashed ``up``) removes them first.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -170,9 +172,25 @@ class HostNetwork:
         f.flush()
         self._lock = f
 
-    async def setup(self) -> None:
+    async def _wait_lock(self, wait: float) -> None:
+        """Take the lock, waiting up to ``wait`` seconds for another cluster network to go."""
+        deadline = time.monotonic() + wait
+        told = False
+        while True:
+            try:
+                self._take_lock()
+                return
+            except NetworkBusy as e:
+                if time.monotonic() >= deadline:
+                    raise
+                if not told:
+                    log.warning("%s; waiting up to %.0fs for it to go", e, wait)
+                    told = True
+                await asyncio.sleep(0.5)
+
+    async def setup(self, wait: float = 0.0) -> None:
         """Take the lock, clear leftovers of a crashed run, build everything."""
-        self._take_lock()
+        await self._wait_lock(wait)
         await self.cleanup()
         try:
             await ip_batch(self.runner, host_plan(self.nodes))

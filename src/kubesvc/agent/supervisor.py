@@ -119,9 +119,12 @@ class NodeCluster:
         self.agents = AgentSupervisor(data_dir, self.net.nodes)
         self.agent_token = ""
 
-    async def prepare(self) -> str:
-        """Build the network (before the apiserver listens on it); return the agents' shared token."""
-        await self.net.setup()
+    async def prepare(self, wait: float = 0.0) -> str:
+        """Build the network (before the apiserver listens on it); return the agents' shared token.
+
+        ``wait``: how long to wait for another ``up``'s cluster network to go away.
+        """
+        await self.net.setup(wait)
         return self.agents.make_token()
 
     async def start_agents(self, write_kubeconfig: Callable[[Path], None]) -> None:
