@@ -19,7 +19,7 @@ from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
 from kubesvc.api.addressplan import NODE_NETWORK_GATEWAY
-from kubesvc.testing.cluster import Cluster
+from kubesvc.testing.cluster import Cluster, start_cluster
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")
@@ -96,7 +96,21 @@ def all_ips(slices: list[Any]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Our own ``kubesvc up`` without node agents: the pods here are fakes whose status the tests write."""
+    base = tmp_path_factory.mktemp("cluster")
+    with pytest.MonkeyPatch.context() as mp:
+        # fake nodes post no heartbeats: keep the node lifecycle controller from failing them and their pods
+        mp.setenv("KUBESVC_NODE_MONITOR_GRACE_PERIOD", "86400")
+        c = start_cluster(base / "data", base / "kcache", "--nodes", "0", "--dns-port", "0")
+    yield c
+    rc = c.stop()
+    assert rc == 0, f"kubesvc up exited with {rc}"
+
+
+@pytest.fixture(scope="module")
 def nodes(cluster: Cluster) -> Iterator[None]:
+    """Fake nodes (no agent) with zones."""
     core = k8s.CoreV1Api(cluster.client())
     for i, zone in ((1, "zone-a"), (2, "zone-b")):
         core.create_node({"metadata": {"name": f"node-{i}", "labels": {"topology.kubernetes.io/zone": zone}}})
