@@ -100,27 +100,52 @@ def _addr_key(a: Obj) -> tuple[bytes, str]:
     return a.get("ip", "").encode(), (a.get("targetRef") or {}).get("uid", "")
 
 
-def desired_subsets(svc: Obj, pods: list[Obj]) -> list[Obj]:
-    """Every (address, port) the Service's pods offer, repacked into canonical subsets."""
+_Port = tuple[str, int, str, str]
+_Entry = tuple[Obj, bool, list[_Port]]
+
+
+def _pod_entry(svc: Obj, pod: Obj) -> _Entry | None:
+    """The pod's address, readiness and resolved ports for this Service (None: not in Endpoints)."""
     spec = svc.get("spec") or {}
     publish = bool(spec.get("publishNotReadyAddresses"))
-    addrs: dict[tuple[bytes, str], Obj] = {}
-    by_port: dict[tuple[str, int, str, str], dict[tuple[bytes, str], bool]] = {}
+    if not should_pod_be_in_endpoints(pod, include_terminating=publish):
+        return None
+    addr = pod_address(pod, svc)
+    if addr is None:
+        return None
+    ports: list[_Port] = [_NO_PORT] if not spec.get("ports") and is_headless(svc) else []
+    for sp in spec.get("ports") or []:
+        num = find_port(pod, sp)
+        if num is not None:
+            ports.append((sp.get("name") or "", num, sp.get("protocol") or "TCP", sp.get("appProtocol") or ""))
+    return addr, publish or is_pod_ready(pod), ports
+
+
+def _entries(svc: Obj, pods: list[Obj], memo: dict[str, Any] | None) -> list[_Entry]:
+    """Every pod's entry; with a memo, unchanged pods (same pod and Service resourceVersions) are reused."""
+    if memo is None:
+        return [e for p in pods if (e := _pod_entry(svc, p)) is not None]
+    svc_rv = str((svc.get("metadata") or {}).get("resourceVersion") or "")
+    fresh: dict[str, Any] = {}
+    out = []
     for pod in pods:
-        if not should_pod_be_in_endpoints(pod, include_terminating=publish):
-            continue
-        addr = pod_address(pod, svc)
-        if addr is None:
-            continue
-        ready = publish or is_pod_ready(pod)
-        ports: list[tuple[str, int, str, str]] = []
-        if not spec.get("ports"):
-            if is_headless(svc):
-                ports = [_NO_PORT]
-        for sp in spec.get("ports") or []:
-            num = find_port(pod, sp)
-            if num is not None:
-                ports.append((sp.get("name") or "", num, sp.get("protocol") or "TCP", sp.get("appProtocol") or ""))
+        pm = pod.get("metadata") or {}
+        uid, finger = pm.get("uid") or "", (str(pm.get("resourceVersion") or ""), svc_rv)
+        hit = memo.get(uid)
+        entry = hit[1] if hit is not None and hit[0] == finger and all(finger) else _pod_entry(svc, pod)
+        fresh[uid] = (finger, entry)
+        if entry is not None:
+            out.append(entry)
+    memo.clear()
+    memo.update(fresh)
+    return out
+
+
+def desired_subsets(svc: Obj, pods: list[Obj], memo: dict[str, Any] | None = None) -> list[Obj]:
+    """Every (address, port) the Service's pods offer, repacked into canonical subsets."""
+    addrs: dict[tuple[bytes, str], Obj] = {}
+    by_port: dict[_Port, dict[tuple[bytes, str], bool]] = {}
+    for addr, ready, ports in _entries(svc, pods, memo):
         key = _addr_key(addr)
         addrs.setdefault(key, addr)
         for port in ports:
@@ -182,9 +207,15 @@ def _norm(subsets: list[Obj] | None) -> list[Obj]:
     return out
 
 
-def desired_endpoints(svc: Obj, pods: list[Obj], current: Obj | None, trigger_time: str = "") -> Obj | None:
+def _same_subsets(have: list[Obj], want: list[Obj]) -> bool:
+    """Equal as stored (the usual case, checked at C speed), else equal once normalised."""
+    return have == want or _norm(have) == _norm(want)
+
+
+def desired_endpoints(svc: Obj, pods: list[Obj], current: Obj | None, trigger_time: str = "",
+                      memo: dict[str, Any] | None = None) -> Obj | None:
     """The Endpoints object to write, or None when ``current`` already says the same."""
-    subsets = desired_subsets(svc, pods)
+    subsets = desired_subsets(svc, pods, memo)
     truncated = truncate(subsets)
     labels = dict((svc.get("metadata") or {}).get("labels") or {})
     if is_headless(svc):
@@ -193,7 +224,7 @@ def desired_endpoints(svc: Obj, pods: list[Obj], current: Obj | None, trigger_ti
         labels.pop(LABEL_HEADLESS, None)
     cur_meta = (current or {}).get("metadata") or {}
     cur_truncated = ANNOTATION_OVER_CAPACITY in (cur_meta.get("annotations") or {})
-    if (current is not None and _norm(current.get("subsets")) == _norm(subsets)
+    if (current is not None and _same_subsets(current.get("subsets") or [], subsets)
             and (cur_meta.get("labels") or {}) == labels and cur_truncated == truncated):
         return None
     meta = dict(cur_meta) if current is not None else {
@@ -228,6 +259,7 @@ class EndpointsController(Controller):
         self.client = client
         self.triggers = TriggerTimeTracker()
         self.own = OwnWrites()
+        self.memo: dict[str, dict[str, Any]] = {}  # per Service key: pods' entries (see _entries)
         self.services = Informer(client, SERVICES, indexers=SERVICE_INDEXERS)
         self.pods = Informer(client, PODS, indexers=POD_INDEXERS)
         self.endpoints = Informer(client, ENDPOINTS)
@@ -278,6 +310,7 @@ class EndpointsController(Controller):
         current = self.endpoints.store.get(skey)
         if svc is None:
             self.triggers.forget(skey)
+            self.memo.pop(skey, None)
             if current is not None and ANNOTATION_LEADER not in ((current.get("metadata") or {}).get("annotations") or {}):
                 await self._delete(current, ns or "", name)
             return
@@ -285,7 +318,7 @@ class EndpointsController(Controller):
             return
         pods = pods_for_service(self.pods.store, svc)
         trigger = self.triggers.compute(skey, svc, pods)
-        body = desired_endpoints(svc, pods, current, trigger)
+        body = desired_endpoints(svc, pods, current, trigger, self.memo.setdefault(skey, {}))
         if body is None:
             return
         if current is None:

@@ -414,3 +414,30 @@ def test_pod_update_syncs_services_only_when_endpoints_can_change() -> None:
     moved = copy.deepcopy(new)
     moved["metadata"]["labels"] = {"app": "api"}
     assert services_to_sync(ss, old, moved) == {"default/web", "default/api"}
+
+
+def _versioned(pods: list[Obj], rv: int = 10) -> list[Obj]:
+    for i, p in enumerate(pods):
+        p["metadata"]["resourceVersion"] = str(rv + i)
+    return pods
+
+
+def test_memo_reuses_unchanged_pods_and_recomputes_changed_ones() -> None:
+    """With resourceVersions, a sync recomputes only pods (or nodes) whose version moved."""
+    r = Reconciler()
+    svc = service()
+    svc["metadata"]["resourceVersion"] = "5"
+    nodes = copy.deepcopy(NODES)
+    nodes["node-1"]["metadata"]["resourceVersion"] = "1"
+    pods = _versioned([pod(i) for i in range(5)])
+    slices = apply([], r.reconcile(svc, pods, [], nodes))
+    assert r.reconcile(svc, pods, slices, nodes).writes == 0
+    pods[2] = _versioned([pod(2, ready=False)], rv=99)[0]
+    plan = r.reconcile(svc, pods, slices, nodes)
+    assert len(plan.update) == 1 and not next(
+        e for e in plan.update[0]["endpoints"] if e["targetRef"]["name"] == "pod-2")["conditions"]["ready"]
+    slices = apply(slices, plan)
+    nodes["node-1"]["metadata"]["labels"]["topology.kubernetes.io/zone"] = "zone-z"
+    nodes["node-1"]["metadata"]["resourceVersion"] = "2"
+    plan = r.reconcile(svc, pods, slices, nodes)
+    assert {e["zone"] for e in plan.update[0]["endpoints"]} == {"zone-z"}

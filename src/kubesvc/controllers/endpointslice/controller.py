@@ -81,7 +81,7 @@ class EndpointSliceController(Controller):
         self.slices = Informer(client, SLICES, label_selector=f"{LABEL_MANAGED_BY}={CONTROLLER_NAME}",
                                indexers={SLICE_SERVICE: index_slice_service})
         self.informers += [self.services, self.pods, self.nodes, self.slices]
-        self.services.add_handler(self._svc_event, lambda old, new: self._svc_event(new), self._svc_event)
+        self.services.add_handler(self._svc_event, lambda old, new: self._svc_event(new), self._svc_deleted)
         self.pods.add_handler(lambda p: self._pod_event(None, p), self._pod_event,
                               lambda p: self._pod_event(p, None))
         self.nodes.add_handler(self._node_added, self._node_updated, None)
@@ -94,6 +94,10 @@ class EndpointSliceController(Controller):
     def _svc_event(self, svc: Obj) -> None:
         m = svc.get("metadata") or {}
         self.enqueue(f"{m.get('namespace', '')}/{m.get('name', '')}")
+
+    def _svc_deleted(self, svc: Obj) -> None:
+        self.reconciler.forget((svc.get("metadata") or {}).get("uid", ""))
+        self._svc_event(svc)
 
     def _pod_event(self, old: Obj | None, new: Obj | None) -> None:
         for key in services_to_sync(self.services.store, old, new):

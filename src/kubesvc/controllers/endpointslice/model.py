@@ -11,7 +11,6 @@ the pod's resourceVersion ignored.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -224,11 +223,15 @@ def nodes_by_name(nodes: Iterable[Obj]) -> Mapping[str, Obj]:
 
 
 def family_of(ip: str) -> str | None:
-    """``IPv4``/``IPv6`` for an address, None for something that is not an IP."""
-    try:
-        return "IPv6" if ipaddress.ip_address(ip).version == 6 else "IPv4"
-    except ValueError:
+    """``IPv4``/``IPv6`` for an address the API has validated (a colon is IPv6); None for nothing.
+
+    Not a parser: this runs for every pod of every sync, and ``ipaddress`` was
+    a third of a 1,000-pod sync's time.  Unvalidated input (hand-written
+    Endpoints) goes through :func:`ipaddress.ip_address` instead.
+    """
+    if not ip:
         return None
+    return "IPv6" if ":" in ip else "IPv4"
 
 
 def _name(obj: Obj) -> str:

@@ -88,6 +88,13 @@ class Reconciler:
             raise ValueError("max_endpoints_per_slice must be at least 1")
         self.max = max_endpoints_per_slice
         self.controller_name = controller_name
+        # per Service: pod uid -> (fingerprint of every input, ports, endpoint); see _endpoint_for
+        self._memo: dict[str, dict[str, tuple[tuple[str, ...], list[Obj], Obj]]] = {}
+
+    def forget(self, svc_uid: str) -> None:
+        """Drop what was remembered about a Service's pods (it is gone)."""
+        for addr_type in ("IPv4", "IPv6"):
+            self._memo.pop(f"{svc_uid}/{addr_type}", None)
 
     def reconcile(self, svc: Obj, pods: list[Obj], existing: list[Obj], nodes: NodeLookup,
                   trigger_time: str = "") -> Plan:
@@ -110,23 +117,52 @@ class Reconciler:
                  errors: list[str]) -> dict[PortKey, _Group]:
         """Desired endpoints grouped by the ports their pod resolves to."""
         publish = bool((svc.get("spec") or {}).get("publishNotReadyAddresses"))
+        svc_uid = (svc.get("metadata") or {}).get("uid", "")
+        memo_key = f"{svc_uid}/{addr_type}"
+        memo, fresh = self._memo.get(memo_key, {}), {}
         groups: dict[PortKey, _Group] = {}
         for pod in pods:
             if not should_pod_be_in_endpoints(pod, include_terminating=True):
                 continue
-            ports = endpoint_ports(svc, pod)
-            group = groups.setdefault(port_key(ports), _Group(ports))
             node_name = (pod.get("spec") or {}).get("nodeName") or ""
             node = nodes.get(node_name) if node_name else None
             if node is None and not publish:
                 # Upstream: leave the pod out for now and retry, so a missing node cannot wedge the slice.
                 errors.append(f"skipping Pod {_name(pod)} for Service {_ns(svc)}/{_name(svc)}: "
                               f"Node {node_name} Not Found")
+                ports = endpoint_ports(svc, pod)
+                groups.setdefault(port_key(ports), _Group(ports))
                 continue
-            ep = pod_to_endpoint(pod, node, svc, addr_type)
+            ports, ep = self._endpoint_for(svc, pod, node, addr_type, memo, fresh)
+            group = groups.setdefault(port_key(ports), _Group(ports))
             if ep["addresses"]:
                 group.endpoints[endpoint_key(ep)] = ep
+        if svc_uid:
+            self._memo[memo_key] = fresh
         return groups
+
+    @staticmethod
+    def _endpoint_for(svc: Obj, pod: Obj, node: Obj | None, addr_type: str, memo: dict[str, Any],
+                      fresh: dict[str, Any]) -> tuple[list[Obj], Obj]:
+        """A pod's ports and endpoint, remembered while nothing they depend on changes.
+
+        A sync of a 1,000-pod Service rebuilds 1,000 endpoints to change one;
+        the fingerprint (pod, Service and node resourceVersions, address type)
+        lets the other 999 be reused.  Objects without resourceVersions
+        (tests) are simply recomputed.
+        """
+        pm = pod.get("metadata") or {}
+        uid = pm.get("uid") or ""
+        finger = (str(pm.get("resourceVersion") or ""), str((svc.get("metadata") or {}).get("resourceVersion") or ""),
+                  str(((node or {}).get("metadata") or {}).get("resourceVersion") or ""), addr_type)
+        hit = memo.get(uid) if uid and all(finger[:2]) else None
+        if hit is not None and hit[0] == finger:
+            fresh[uid] = hit
+            return hit[1], hit[2]
+        ports, ep = endpoint_ports(svc, pod), pod_to_endpoint(pod, node, svc, addr_type)
+        if uid and all(finger[:2]):
+            fresh[uid] = (finger, ports, ep)
+        return ports, ep
 
     def _by_address_type(self, svc: Obj, pods: list[Obj], existing: list[Obj], nodes: NodeLookup,
                          addr_type: str, trigger_time: str, plan: Plan) -> None:
@@ -172,7 +208,7 @@ class Reconciler:
                 want = desired.pop(endpoint_key(ep), None)
                 if want is not None:
                     kept.append(want)
-                    changed = changed or not endpoints_equal_beyond_key(want, ep)
+                    changed = changed or (want != ep and not endpoints_equal_beyond_key(want, ep))
             if changed or len(kept) != len(s.get("endpoints") or []):
                 if kept:
                     updated[_name(s)] = _with(s, endpoints=kept, labels=labels)
