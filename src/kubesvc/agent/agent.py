@@ -248,6 +248,7 @@ class Agent:
 
         while True:
             await self._wake.wait()
+            await asyncio.sleep(0.02)  # coalesce: a pod's quick Pending→Running becomes one write
             self._wake.clear()
             batch, self._dirty = self._dirty, set()
             await asyncio.gather(*(write(uid) for uid in batch))
@@ -255,6 +256,8 @@ class Agent:
     async def _event_sender(self) -> None:
         while True:
             ev = await self._events.get()
+            while self._dirty:  # status first: it is what users and controllers wait for
+                await asyncio.sleep(0.05)
             try:
                 await self.client.create(EVENTS, ev, ev["metadata"]["namespace"])
             except Exception as e:  # noqa: BLE001 - events are best effort

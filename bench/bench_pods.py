@@ -1,0 +1,174 @@
+"""Pod start latency (create → Ready) on 2 network-namespace nodes, and the cost of an idle pod.
+
+Starts ``kubesvc up --nodes 2`` (root), then for each batch size creates that
+many pods at once (``pause``, half on each node, as a ReplicaSet burst would),
+timing each pod from its create request to the watch event that shows it
+Ready: p50, p99, total.  With the batch running, sums RSS and open files of
+the pods' processes (per pod) and of the two agents.  Baseline from the same
+run: the same number of bare namespaces + veth + ``sleep`` made directly with
+``ip`` (no API, no agent), the floor of what a pod needs from the kernel.
+
+Goal: p99 < 1 s at 100 pods; total time growing no faster than linearly.
+Run as root: ``python bench/bench_pods.py [--sizes 10,100,500]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kubesvc.api.resources import by_plural
+from kubesvc.client.rest import ApiClient
+from kubesvc.testing.cluster import start_cluster
+
+PODS = by_plural("", "v1", "pods")
+
+
+def pct(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def _ready(pod: dict) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def _pod(name: str, node: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"bench": "1"}},
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}
+
+
+def _pids(netns: str) -> list[int]:
+    out = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _fds(pid: int) -> int:
+    try:
+        return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+    except OSError:
+        return 0
+
+
+async def batch(api: ApiClient, n: int) -> dict[str, float]:
+    names = [f"bench-{n}-{i}" for i in range(n)]
+    created: dict[str, float] = {}
+    ready: dict[str, float] = {}
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        async for _, obj in api.watch(PODS, "default", label_selector="bench=1", timeout_seconds=600):
+            name = obj.get("metadata", {}).get("name")
+            if name in created and name not in ready and _ready(obj):
+                ready[name] = time.perf_counter()
+                if len(ready) == n:
+                    done.set()
+                    return
+
+    w = asyncio.create_task(watch())
+    await asyncio.sleep(0.3)
+    sem = asyncio.Semaphore(50)
+
+    async def create(i: int, name: str) -> None:
+        async with sem:
+            created[name] = time.perf_counter()
+            await api.create(PODS, _pod(name, f"node-{1 + i % 2}"), "default")
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(create(i, x) for i, x in enumerate(names)))
+    await asyncio.wait_for(done.wait(), 300)
+    total = time.perf_counter() - t0
+    w.cancel()
+    lat = [ready[x] - created[x] for x in names]
+    return {"p50": pct(lat, 50), "p99": pct(lat, 99), "total": total}
+
+
+def idle_cost(n: int) -> dict[str, float]:
+    netns = [line.split()[0] for line in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                                        text=True).stdout.splitlines() if line.startswith("ks-p-")]
+    pids = [p for ns in netns for p in _pids(ns)]
+    agents = [p for ns in ("ks-node-1", "ks-node-2") for p in _pids(ns)
+              if b"agent" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    return {"rss_kib_per_pod": sum(map(_rss_kib, pids)) / max(n, 1), "fds_per_pod": sum(map(_fds, pids)) / max(n, 1),
+            "agents_rss_mib": sum(map(_rss_kib, agents)) / 1024, "agents_fds": sum(map(_fds, agents))}
+
+
+async def delete_all(api: ApiClient) -> None:
+    await api.delete_collection(PODS, "default", label_selector="bench=1")
+    while (await api.list(PODS, "default", label_selector="bench=1")).get("items"):
+        await asyncio.sleep(0.5)
+
+
+def baseline(n: int) -> float:
+    """n namespaces, each with a veth and a sleep process, made directly: the kernel's floor."""
+    t0 = time.perf_counter()
+    procs = []
+    for i in range(n):
+        ns = f"ks-bench-{i}"
+        subprocess.run(["ip", "-batch", "-"], input=f"netns add {ns}\nlink add kb{i} type veth peer name eth0 netns {ns}\n",
+                       text=True, check=True)
+        subprocess.run(["ip", "-n", ns, "-batch", "-"], input=f"link set lo up\naddr add 10.99.{i // 250}.{i % 250 + 2}/16 dev eth0\n"
+                       "link set eth0 up\n", text=True, check=True)
+        procs.append(subprocess.Popen(["ip", "netns", "exec", ns, "sleep", "600"]))
+    took = time.perf_counter() - t0
+    for p in procs:
+        p.kill()
+        p.wait()
+    subprocess.run(["ip", "-force", "-batch", "-"], input="".join(f"netns del ks-bench-{i}\n" for i in range(n)),
+                   text=True)
+    return took
+
+
+async def main_async(c, sizes: list[int]) -> None:  # type: ignore[no-untyped-def]
+    api = ApiClient.from_kubeconfig(c.kubeconfig)
+    try:
+        print(f"{'pods':>5} {'p50 ms':>8} {'p99 ms':>8} {'total s':>8} {'pods/s':>7} {'baseline s':>10} "
+              f"{'ratio':>6} {'RSS/pod KiB':>11} {'fds/pod':>7} {'agents MiB':>10}")
+        for n in sizes:
+            r = await batch(api, n)
+            cost = idle_cost(n)
+            await delete_all(api)
+            base = baseline(n)
+            print(f"{n:>5} {r['p50'] * 1000:>8.0f} {r['p99'] * 1000:>8.0f} {r['total']:>8.2f} {n / r['total']:>7.1f} "
+                  f"{base:>10.2f} {r['total'] / base:>6.1f} {cost['rss_kib_per_pod']:>11.0f} "
+                  f"{cost['fds_per_pod']:>7.1f} {cost['agents_rss_mib']:>10.1f}", flush=True)
+    finally:
+        await api.close()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="10,100,500")
+    args = ap.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")]
+    with tempfile.TemporaryDirectory() as d:
+        c = start_cluster(Path(d) / "data", Path(d) / "kcache", "--nodes", "2", timeout=180)
+        try:
+            deadline = time.monotonic() + 30
+            while c.kubectl("get", "node", "node-2", check=False).returncode != 0 and time.monotonic() < deadline:
+                time.sleep(0.3)
+            asyncio.run(main_async(c, sizes))
+        finally:
+            c.stop(timeout=120)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
