@@ -15,6 +15,7 @@ above only serialises them.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -331,7 +332,8 @@ class Registry:
         absent and ``create_if_missing``) and returns the desired object; if the
         desired object carries a resourceVersion, it is a precondition.
         """
-        for _ in range(_CAS_RETRIES):
+        for attempt in range(_CAS_RETRIES):
+            await _backoff(attempt)
             try:
                 current: Stored | None = await self.store.get(res.key(ns, name))
             except KeyNotFound:
@@ -367,7 +369,8 @@ class Registry:
     # --- delete -------------------------------------------------------------
     async def delete(self, res: Resource, ns: str | None, name: str, opts: DeleteOptions) -> tuple[Stored, bool]:
         """Returns (object, deleted_now).  Not deleted now = finalizers or grace pending (202)."""
-        for _ in range(_CAS_RETRIES):
+        for attempt in range(_CAS_RETRIES):
+            await _backoff(attempt)
             current = await self.get(res, ns, name)
             obj = current.obj()
             m = meta(obj)
@@ -459,6 +462,17 @@ class Registry:
         if opts.grace_period_seconds is not None:
             return max(0, opts.grace_period_seconds)
         return int((obj.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+
+
+async def _backoff(attempt: int) -> None:
+    """Wait before a compare-and-swap retry.
+
+    A conflict usually means another write is accepted but not yet durable;
+    reads only see durable state, so retrying at once would read the same old
+    revision and conflict again.  A few milliseconds let the group commit land.
+    """
+    if attempt:
+        await asyncio.sleep(min(0.002 * 2 ** (attempt - 1), 0.1))
 
 
 def _same_content(a: Obj, b: Obj) -> bool:

@@ -60,3 +60,31 @@ def test_patch_only_counts_new_unknown_fields() -> None:
 def test_bad_mode_is_a_bad_request() -> None:
     with pytest.raises(StatusError):
         check(SVC, _svc(), "Loud")
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"publishNotReadyAddresses": "yes"},
+     "json: cannot unmarshal string into Go struct field ServiceSpec.spec.publishNotReadyAddresses of type bool"),
+    ({"ports": [{"port": "80"}]},
+     "json: cannot unmarshal string into Go struct field ServicePort.spec.ports.port of type int32"),
+    ({"ports": "x"},
+     "json: cannot unmarshal string into Go struct field ServiceSpec.spec.ports of type []v1.ServicePort"),
+])
+def test_wrong_json_types_are_rejected_in_any_mode(spec: dict, message: str) -> None:
+    obj = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": spec}
+    for mode in ("Strict", "Warn", "Ignore"):
+        with pytest.raises(StatusError) as e:
+            check(SVC, obj, mode)
+        assert e.value.code == 400
+        assert e.value.message == f'Service in version "v1" cannot be handled as a Service: {message}'
+
+
+def test_int_or_string_and_quantities_take_both() -> None:
+    assert check(SVC, _svc(ports=[{"port": 80, "targetPort": "http"}]), "Strict") == []
+    assert check(SVC, _svc(ports=[{"port": 80, "targetPort": 8080}]), "Strict") == []
+    d = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+         "spec": {"selector": {"matchLabels": {"app": "d"}}, "replicas": 2,
+                  "template": {"metadata": {"labels": {"app": "d"}},
+                               "spec": {"containers": [{"name": "c", "image": "nginx",
+                                                        "resources": {"limits": {"cpu": 1, "memory": "1Gi"}}}]}}}}
+    assert check(DEPLOY, d, "Strict") == []
