@@ -35,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run the cluster in the foreground (API server and controllers)")
     _server_flags(up)
     up.add_argument("--nodes", type=int, default=None,
+                    help="node network namespaces, each with an agent (root; default 0)")
+
+    from kubesvc.agent.main import add_agent_parser
+
+    add_agent_parser(sub)
+    up.add_argument("--nodes", type=int, default=None,
                     help="node network namespaces, each with an agent (default 1 when root, else 0)")
 
     from kubesvc.agent.main import add_agent_parser

@@ -193,3 +193,37 @@ async def _prepare_nodes(args: argparse.Namespace, data_dir: Path, lock: IO[str]
         lock.close()
         raise CliError(f"cannot build the node network: {e}") from None
     return nodes
+
+
+async def _prepare_nodes(args: argparse.Namespace, data_dir: Path, lock: IO[str]) -> Any:
+    """Build the node network for ``--nodes N`` (kernel mode, root).
+
+    Without ``--nodes`` there are no nodes: the cluster network is one per
+    machine (one ``kubesvc0``), so a default node would make concurrent
+    ``kubesvc up`` runs (tests) race for it and see different clusters.
+    """
+    from kubesvc.agent.hostnet import NetworkBusy
+    from kubesvc.agent.supervisor import NodeCluster
+
+    count = args.nodes if args.nodes is not None else 0
+    if count <= 0:
+        return None
+    if os.geteuid() != 0:
+        if args.nodes is None:
+            log.info("not root: no nodes (kernel mode needs root)")
+            return None
+        lock.close()
+        raise CliError("--nodes needs root (nodes are network namespaces)")
+    nodes = NodeCluster(data_dir, count)
+    try:
+        nodes.agent_token = await nodes.prepare(wait=0.0 if args.nodes is None else 120.0)
+    except NetworkBusy as e:
+        if args.nodes is None:
+            log.warning("%s: starting without nodes", e)
+            return None
+        lock.close()
+        raise CliError(str(e)) from None
+    except Exception as e:
+        lock.close()
+        raise CliError(f"cannot build the node network: {e}") from None
+    return nodes
