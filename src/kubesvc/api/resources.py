@@ -91,6 +91,9 @@ RESOURCES: tuple[Resource, ...] = (
              categories=("all",), subresources=("status", "scale"),
              field_selectors=("status.replicas",)),
     Resource("coordination.k8s.io", "v1", "Lease", "leases", "lease"),
+    # kubesvc's own: LoadBalancer address pools (kubesvc.lb), cluster-scoped as MetalLB's are not
+    Resource("kubesvc.io", "v1", "IPAddressPool", "ipaddresspools", "ipaddresspool", namespaced=False,
+             short_names=("ippool",), subresources=("status",)),
 )
 
 

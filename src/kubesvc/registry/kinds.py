@@ -156,6 +156,74 @@ class EndpointSliceStrategy(Strategy):
     has_generation = True
 
 
+class IPAddressPoolStrategy(Strategy):
+    """kubesvc.io/v1 IPAddressPool: LoadBalancer addresses (kubesvc.lb reads them).
+
+    Malformed or dangerous pools are refused here, at write time, so a typo is
+    an API error the user sees rather than a pool the controller quietly skips.
+    """
+
+    has_status = True
+    has_generation = True
+
+    def default(self, obj: Obj) -> None:
+        spec = obj.setdefault("spec", {})
+        if isinstance(spec, dict):
+            spec.setdefault("autoAssign", True)
+            spec.setdefault("avoidBuggyIPs", False)
+
+    def validate(self, obj: Obj) -> list[FieldError]:
+        spec = obj.get("spec")
+        if not isinstance(spec, dict):
+            return [errors.required("spec")]
+        addrs = spec.get("addresses")
+        if not isinstance(addrs, list) or not addrs:
+            return [errors.required("spec.addresses")]
+        errs: list[FieldError] = []
+        for i, a in enumerate(addrs):
+            msg = pool_range_problem(a)
+            if msg:
+                errs.append(errors.invalid(f"spec.addresses[{i}]", a, msg))
+        for f in ("autoAssign", "avoidBuggyIPs"):
+            if not isinstance(spec.get(f), bool):
+                errs.append(errors.invalid(f"spec.{f}", spec.get(f), "must be a boolean"))
+        return errs
+
+
+def pool_range_problem(text: Any) -> str:
+    """Why ``text`` is not a usable pool entry (a CIDR or ``first-last``), or ``""``.
+
+    Kept here (registry may not import kubesvc.lb): the same rule as
+    ``kubesvc.lb.pools.parse_range``, with the cluster's own networks reserved
+    (the node addresses, pods, services) as the issue asks.
+    """
+    import ipaddress
+
+    from kubesvc.api import addressplan as plan
+
+    if not isinstance(text, str):
+        return "must be a CIDR (192.168.1.0/24) or a range (192.168.1.10-192.168.1.20)"
+    try:
+        if "-" in text:
+            lo, hi = (ipaddress.ip_address(x.strip()) for x in text.split("-", 1))
+            if lo.version != hi.version or lo > hi:
+                return "range start must not be after its end, and both of one IP family"
+            nets = list(ipaddress.summarize_address_range(lo, hi))  # type: ignore[type-var]
+        else:
+            nets = [ipaddress.ip_network(text.strip(), strict=False)]
+    except ValueError:
+        return "must be a CIDR (192.168.1.0/24) or a range (192.168.1.10-192.168.1.20)"
+    node_addrs = ipaddress.ip_network(plan.NODE_NETWORK_GATEWAY + "/24", strict=False)
+    for what, reserved in (("the node addresses", node_addrs), ("the pod CIDR", plan.POD_CIDR),
+                           ("the service CIDR", plan.SERVICE_CIDR)):
+        r = ipaddress.ip_network(reserved)
+        if any(n.version == r.version and n.overlaps(r) for n in nets):  # type: ignore[arg-type]
+            return f"overlaps {what} ({r})"
+    if any(n.is_multicast or n.is_unspecified for n in nets):
+        return "must not be multicast or unspecified"
+    return ""
+
+
 def default_strategies() -> dict[Resource, Strategy]:
     """Every non-service kind's strategy (the service one needs allocators)."""
     out: dict[Resource, Strategy] = {}
@@ -168,6 +236,7 @@ def default_strategies() -> dict[Resource, Strategy]:
         (DeploymentStrategy, "apps", "deployments"),
         (WorkloadStrategy, "apps", "replicasets"),
         (EndpointSliceStrategy, "discovery.k8s.io", "endpointslices"),
+        (IPAddressPoolStrategy, "kubesvc.io", "ipaddresspools"),
     ):
         r = _res(group, plural)
         out[r] = cls(r)

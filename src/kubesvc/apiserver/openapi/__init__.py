@@ -17,14 +17,21 @@ from typing import Any
 import orjson
 
 from kubesvc.api.resources import RESOURCES, group_versions
-from kubesvc.apiserver.openapi import types_apps, types_core, types_discovery, types_meta, types_pod
+from kubesvc.apiserver.openapi import (
+    types_apps,
+    types_core,
+    types_discovery,
+    types_kubesvc,
+    types_meta,
+    types_pod,
+)
 from kubesvc.apiserver.openapi.dsl import META, refs_in
 from kubesvc.apiserver.openapi.paths import resource_paths, schema_name
 
 SERVER_VERSION = "v1.32.0"
 ALL_SCHEMAS: dict[str, dict[str, Any]] = {
     **types_meta.SCHEMAS, **types_core.SCHEMAS, **types_pod.SCHEMAS, **types_apps.SCHEMAS,
-    **types_discovery.SCHEMAS,
+    **types_discovery.SCHEMAS, **types_kubesvc.SCHEMAS,
 }
 
 

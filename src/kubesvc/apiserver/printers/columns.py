@@ -113,6 +113,14 @@ COLUMNS: dict[tuple[str, str], list[Column]] = {
         col("Holder", "Identity of the current holder of the lease."),
         AGE,
     ],
+    ("kubesvc.io", "ipaddresspools"): [
+        NAME,
+        col("Addresses", "CIDRs and ranges of the pool."),
+        col("Auto-Assign", "Whether Services that ask for no address get one from this pool.", type_="boolean"),
+        AGE,
+        col("Assigned", "Addresses in use by Services.", type_="integer", priority=1),
+        col("Available", "Addresses still free.", type_="integer", priority=1),
+    ],
 }
 
 GENERIC: list[Column] = [NAME, AGE]

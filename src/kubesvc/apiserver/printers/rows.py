@@ -204,6 +204,14 @@ def lease_row(lease: dict[str, Any], now: datetime) -> Row:
     return [_name(lease), (lease.get("spec") or {}).get("holderIdentity") or "", _age(lease, now)]
 
 
+def ipaddresspool_row(pool: dict[str, Any], now: datetime) -> Row:
+    spec, status = pool.get("spec") or {}, pool.get("status") or {}
+    addrs = [str(a) for a in spec.get("addresses") or []]
+    return [_name(pool), with_more(addrs, len(addrs), empty=NONE), spec.get("autoAssign", True) is not False,
+            _age(pool, now), int(status.get("assignedIPv4", 0)) + int(status.get("assignedIPv6", 0)),
+            int(status.get("availableIPv4", 0)) + int(status.get("availableIPv6", 0))]
+
+
 # --- Workloads ----------------------------------------------------------------
 
 def deployment_row(d: dict[str, Any], now: datetime) -> Row:

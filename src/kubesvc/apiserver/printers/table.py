@@ -31,6 +31,7 @@ ROWS: dict[tuple[str, str], RowFn] = {
     ("", "configmaps"): rows.configmap_row,
     ("", "serviceaccounts"): rows.serviceaccount_row,
     ("coordination.k8s.io", "leases"): rows.lease_row,
+    ("kubesvc.io", "ipaddresspools"): rows.ipaddresspool_row,
 }
 
 # kind -> (group, plural), for callers that hand us a bare object
@@ -47,6 +48,7 @@ _BY_KIND: dict[tuple[str, str], tuple[str, str]] = {
     ("", "ConfigMap"): ("", "configmaps"),
     ("", "ServiceAccount"): ("", "serviceaccounts"),
     ("coordination.k8s.io", "Lease"): ("coordination.k8s.io", "leases"),
+    ("kubesvc.io", "IPAddressPool"): ("kubesvc.io", "ipaddresspools"),
 }
 
 
