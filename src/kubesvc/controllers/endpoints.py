@@ -25,8 +25,9 @@ from typing import Any
 
 from kubesvc.api.resources import Resource, by_plural
 from kubesvc.client.controller import Controller
-from kubesvc.client.informer import Informer, split_key
+from kubesvc.client.informer import split_key
 from kubesvc.client.rest import ApiClient, ApiError
+from kubesvc.client.sharedinformers import SharedInformerFactory
 
 from .endpointslice.index import POD_INDEXERS, SERVICE_INDEXERS, pods_for_service, services_to_sync
 from .endpointslice.model import (
@@ -208,8 +209,28 @@ def _norm(subsets: list[Obj] | None) -> list[Obj]:
 
 
 def _same_subsets(have: list[Obj], want: list[Obj]) -> bool:
-    """Equal as stored (the usual case, checked at C speed), else equal once normalised."""
-    return have == want or _norm(have) == _norm(want)
+    """Equal as written (checked at C speed), else equal once normalised.
+
+    What this controller writes is already normal (no empty lists, no pod
+    resourceVersions), so normalising is needed only when ``have`` is not:
+    a real change -- the common reason for a difference -- costs one scan.
+    """
+    if have == want:
+        return True
+    if not _needs_norm(have):
+        return False
+    return _norm(have) == _norm(want)
+
+
+def _needs_norm(subsets: list[Obj]) -> bool:
+    for s in subsets:
+        for field in ("addresses", "notReadyAddresses", "ports"):
+            if field in s and not s[field]:
+                return True
+        for field in ("addresses", "notReadyAddresses"):
+            if any("resourceVersion" in (a.get("targetRef") or {}) for a in s.get(field) or ()):
+                return True
+    return False
 
 
 def desired_endpoints(svc: Obj, pods: list[Obj], current: Obj | None, trigger_time: str = "",
@@ -254,15 +275,25 @@ class EndpointsController(Controller):
 
     name = "endpoints"
 
-    def __init__(self, client: ApiClient, *, workers: int = 4, resync_period: float | None = 300.0) -> None:
+    def __init__(self, client: ApiClient, *, batch_period: float = 1.0, workers: int = 4,
+                 resync_period: float | None = 300.0,
+                 factory: SharedInformerFactory | None = None) -> None:
+        """``batch_period``: pod changes wait this long, so a burst becomes one write (upstream's
+        ``--endpoint-updates-batch-period``).  An Endpoints object holds every address of its
+        Service -- a 1,000-pod Service's is ~200 KB -- and nothing on the data path reads it
+        (that is what EndpointSlices are for), so it trails the slices rather than compete
+        with them for the event loop on every pod change.
+        """
         super().__init__(workers=workers, resync_period=resync_period)
+        self.factory = self.informer_factory(client, factory)
+        self.batch_period = batch_period
         self.client = client
         self.triggers = TriggerTimeTracker()
         self.own = OwnWrites()
         self.memo: dict[str, dict[str, Any]] = {}  # per Service key: pods' entries (see _entries)
-        self.services = Informer(client, SERVICES, indexers=SERVICE_INDEXERS)
-        self.pods = Informer(client, PODS, indexers=POD_INDEXERS)
-        self.endpoints = Informer(client, ENDPOINTS)
+        self.services = self.factory.informer(SERVICES, indexers=SERVICE_INDEXERS)
+        self.pods = self.factory.informer(PODS, indexers=POD_INDEXERS)
+        self.endpoints = self.factory.informer(ENDPOINTS)
         self.informers += [self.services, self.pods, self.endpoints]
         self.services.add_handler(self._svc_event, lambda old, new: self._svc_event(new), self._svc_event)
         self.pods.add_handler(lambda p: self._pod_event(None, p), self._pod_event,
@@ -275,7 +306,10 @@ class EndpointsController(Controller):
 
     def _pod_event(self, old: Obj | None, new: Obj | None) -> None:
         for key in services_to_sync(self.services.store, old, new):
-            self.enqueue(key)
+            if self.batch_period > 0:
+                self.queue.add_after(key, self.batch_period)
+            else:
+                self.enqueue(key)
 
     def _ep_changed(self, ep: Obj) -> None:
         """Someone else edited Endpoints we manage: put it right."""

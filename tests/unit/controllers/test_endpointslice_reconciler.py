@@ -265,7 +265,7 @@ def test_readiness_flip_updates_in_place() -> None:
 
 def test_pod_resource_version_alone_changes_nothing() -> None:
     r = Reconciler()
-    slices = converge(r, service(), [pod(1)])
+    slices = copy.deepcopy(converge(r, service(), [pod(1)]))
     slices[0]["endpoints"][0]["targetRef"]["resourceVersion"] = "99"
     assert r.reconcile(service(), [pod(1)], slices, NODES).writes == 0
 
@@ -306,7 +306,7 @@ def test_emptied_slice_is_deleted_not_rewritten() -> None:
 
 def test_hand_edited_endpoints_are_repaired() -> None:
     r = Reconciler()
-    slices = converge(r, service(), [pod(1)])
+    slices = copy.deepcopy(converge(r, service(), [pod(1)]))  # an edit arrives as a new object
     slices[0]["endpoints"].append({"addresses": ["1.2.3.4"], "conditions": {"ready": True}})
     slices[0]["endpoints"][0]["conditions"]["ready"] = False
     plan = r.reconcile(service(), [pod(1)], slices, NODES)
@@ -316,7 +316,7 @@ def test_hand_edited_endpoints_are_repaired() -> None:
 
 def test_hand_edited_ports_are_repaired_by_update() -> None:
     r = Reconciler()
-    slices = converge(r, service(), [pod(1)])
+    slices = copy.deepcopy(converge(r, service(), [pod(1)]))
     slices[0]["ports"] = [{"name": "x", "port": 1, "protocol": "TCP"}]
     plan = r.reconcile(service(), [pod(1)], slices, NODES)
     assert (len(plan.create), len(plan.update), len(plan.delete)) == (0, 1, 0)

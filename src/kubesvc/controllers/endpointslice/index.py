@@ -74,6 +74,9 @@ def pods_for_service(pods: Store, svc: Obj) -> list[Obj]:
     if not sel or selector is None:
         return []
     ns = _ns(svc)
+    if len(sel) == 1:  # the index lookup is the whole match
+        ((k, v),) = sel.items()
+        return pods.by_index(POD_LABELS, f"{ns}/{k}={v}")
     narrowest = min((f"{ns}/{k}={v}" for k, v in sel.items()),
                     key=lambda value: len(pods.index_keys(POD_LABELS, value)))
     return [p for p in pods.by_index(POD_LABELS, narrowest)

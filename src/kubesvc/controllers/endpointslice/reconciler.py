@@ -73,6 +73,15 @@ class Plan:
         return len(self.create) + len(self.update) + len(self.delete)
 
 
+@dataclass(frozen=True)
+class _Memo:
+    finger: tuple[str, ...]
+    ports: list[Obj]
+    port_key: PortKey
+    endpoint: Obj
+    key: EndpointKey
+
+
 @dataclass
 class _Group:
     ports: list[Obj]
@@ -88,13 +97,16 @@ class Reconciler:
             raise ValueError("max_endpoints_per_slice must be at least 1")
         self.max = max_endpoints_per_slice
         self.controller_name = controller_name
-        # per Service: pod uid -> (fingerprint of every input, ports, endpoint); see _endpoint_for
-        self._memo: dict[str, dict[str, tuple[tuple[str, ...], list[Obj], Obj]]] = {}
+        # per Service and address type: pod uid -> _Memo; see _endpoint_for
+        self._memo: dict[str, dict[str, _Memo]] = {}
+        # per Service: slice name -> (the cached slice object, its endpoints' keys)
+        self._slice_keys: dict[str, dict[str, tuple[Obj, list[EndpointKey]]]] = {}
 
     def forget(self, svc_uid: str) -> None:
         """Drop what was remembered about a Service's pods (it is gone)."""
         for addr_type in ("IPv4", "IPv6"):
             self._memo.pop(f"{svc_uid}/{addr_type}", None)
+        self._slice_keys.pop(svc_uid, None)
 
     def reconcile(self, svc: Obj, pods: list[Obj], existing: list[Obj], nodes: NodeLookup,
                   trigger_time: str = "") -> Plan:
@@ -133,18 +145,20 @@ class Reconciler:
                 ports = endpoint_ports(svc, pod)
                 groups.setdefault(port_key(ports), _Group(ports))
                 continue
-            ports, ep = self._endpoint_for(svc, pod, node, addr_type, memo, fresh)
-            group = groups.setdefault(port_key(ports), _Group(ports))
-            if ep["addresses"]:
-                group.endpoints[endpoint_key(ep)] = ep
+            m = self._endpoint_for(svc, pod, node, addr_type, memo, fresh)
+            group = groups.get(m.port_key)
+            if group is None:
+                group = groups[m.port_key] = _Group(m.ports)
+            if m.endpoint["addresses"]:
+                group.endpoints[m.key] = m.endpoint
         if svc_uid:
             self._memo[memo_key] = fresh
         return groups
 
     @staticmethod
-    def _endpoint_for(svc: Obj, pod: Obj, node: Obj | None, addr_type: str, memo: dict[str, Any],
-                      fresh: dict[str, Any]) -> tuple[list[Obj], Obj]:
-        """A pod's ports and endpoint, remembered while nothing they depend on changes.
+    def _endpoint_for(svc: Obj, pod: Obj, node: Obj | None, addr_type: str, memo: dict[str, _Memo],
+                      fresh: dict[str, _Memo]) -> _Memo:
+        """A pod's ports and endpoint (and their keys), remembered while nothing they depend on changes.
 
         A sync of a 1,000-pod Service rebuilds 1,000 endpoints to change one;
         the fingerprint (pod, Service and node resourceVersions, address type)
@@ -155,14 +169,27 @@ class Reconciler:
         uid = pm.get("uid") or ""
         finger = (str(pm.get("resourceVersion") or ""), str((svc.get("metadata") or {}).get("resourceVersion") or ""),
                   str(((node or {}).get("metadata") or {}).get("resourceVersion") or ""), addr_type)
-        hit = memo.get(uid) if uid and all(finger[:2]) else None
-        if hit is not None and hit[0] == finger:
+        usable = bool(uid and finger[0] and finger[1])
+        hit = memo.get(uid) if usable else None
+        if hit is None or hit.finger != finger:
+            ports, ep = endpoint_ports(svc, pod), pod_to_endpoint(pod, node, svc, addr_type)
+            hit = _Memo(finger, ports, port_key(ports), ep, endpoint_key(ep))
+        if usable:
             fresh[uid] = hit
-            return hit[1], hit[2]
-        ports, ep = endpoint_ports(svc, pod), pod_to_endpoint(pod, node, svc, addr_type)
-        if uid and all(finger[:2]):
-            fresh[uid] = (finger, ports, ep)
-        return ports, ep
+        return hit
+
+    def _existing_keys(self, svc: Obj, s: Obj) -> list[EndpointKey]:
+        """The keys of a cached slice's endpoints, computed once per version of the slice.
+
+        Informer caches replace objects, never edit them, so identity says "same version".
+        """
+        per_svc = self._slice_keys.setdefault((svc.get("metadata") or {}).get("uid", ""), {})
+        name = _name(s)
+        hit = per_svc.get(name)
+        if hit is None or hit[0] is not s or len(hit[1]) != len(s.get("endpoints") or ()):
+            hit = (s, [endpoint_key(ep) for ep in s.get("endpoints") or []])
+            per_svc[name] = hit
+        return hit[1]
 
     def _by_address_type(self, svc: Obj, pods: list[Obj], existing: list[Obj], nodes: NodeLookup,
                          addr_type: str, trigger_time: str, plan: Plan) -> None:
@@ -204,8 +231,8 @@ class Reconciler:
         for s in existing:
             kept: list[Obj] = []
             changed = False
-            for ep in s.get("endpoints") or []:
-                want = desired.pop(endpoint_key(ep), None)
+            for key, ep in zip(self._existing_keys(svc, s), s.get("endpoints") or [], strict=True):
+                want = desired.pop(key, None)
                 if want is not None:
                     kept.append(want)
                     changed = changed or (want != ep and not endpoints_equal_beyond_key(want, ep))

@@ -26,7 +26,7 @@ Obj = dict[str, Any]
 @dataclass
 class _Seen:
     service_time: str = ""
-    pod_times: dict[str, str] = field(default_factory=dict)
+    pod_times: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (resourceVersion, time)
 
 
 class TriggerTimeTracker:
@@ -44,9 +44,14 @@ class TriggerTimeTracker:
         for pod in pods:
             m = pod.get("metadata") or {}
             pkey = f"{m.get('namespace', '')}/{m.get('name', '')}"
+            rv = str(m.get("resourceVersion") or "")
+            seen = prev.pod_times.get(pkey) if prev is not None else None
+            if seen is not None and rv and seen[0] == rv:
+                now.pod_times[pkey] = seen  # same version of the pod: same time, nothing moved
+                continue
             t = ready_transition_time(pod)
-            now.pod_times[pkey] = t
-            if prev is None or prev.pod_times.get(pkey) != t:
+            now.pod_times[pkey] = (rv, t)
+            if seen is None or seen[1] != t:
                 candidates.append(t)
         self._seen[key] = now
         dated = [(d, t) for t in candidates if (d := parse_time(t)) is not None]
