@@ -40,12 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     from kubesvc.agent.main import add_agent_parser
 
     add_agent_parser(sub)
-    up.add_argument("--nodes", type=int, default=None,
-                    help="node network namespaces, each with an agent (default 1 when root, else 0)")
-
-    from kubesvc.agent.main import add_agent_parser
-
-    add_agent_parser(sub)
 
     api = sub.add_parser("apiserver", help="run the API server alone")
     _server_flags(api)
