@@ -19,7 +19,8 @@ import time
 from collections.abc import Hashable, Iterable
 
 from .informer import Informer
-from .rest import ApiError
+from .rest import ApiClient, ApiError
+from .sharedinformers import SharedInformerFactory
 from .workqueue import ExponentialRateLimiter, ShutDown, WorkQueue
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,20 @@ class Controller:
         self.sync_timeout = sync_timeout
         self.queue = WorkQueue(rate_limiter or ExponentialRateLimiter(0.005, 60.0), name=self.name)
         self.informers: list[Informer] = []
+        self.owns_informers = True  # False when they come from a factory someone else owns (and stops)
         self._tasks: list[asyncio.Task[None]] = []
         self.reconciles = 0
         self.failures = 0
+
+    def informer_factory(self, client: ApiClient, factory: SharedInformerFactory | None) -> SharedInformerFactory:
+        """The factory to take informers from: ``factory`` (shared; its owner stops it) or a private one.
+
+        Objects from shared informers are read-only (see :mod:`kubesvc.client.sharedinformers`).
+        """
+        if factory is None:
+            return SharedInformerFactory(client)
+        self.owns_informers = False
+        return factory
 
     async def reconcile(self, key: Hashable) -> None:
         raise NotImplementedError
@@ -72,13 +84,14 @@ class Controller:
         log.info("%s: started with %d workers", self.name, self.workers)
 
     async def stop(self) -> None:
-        """Stop workers and informers; waits for them to finish unwinding."""
+        """Stop workers and the informers it owns; waits for them to finish unwinding."""
         self.queue.shutdown()
         tasks, self._tasks = self._tasks, []
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await asyncio.gather(*(inf.stop() for inf in self.informers), return_exceptions=True)
+        if self.owns_informers:
+            await asyncio.gather(*(inf.stop() for inf in self.informers), return_exceptions=True)
 
     async def run(self) -> None:
         """Start and run until cancelled (what ``kubesvc controllers`` awaits)."""

@@ -14,6 +14,10 @@ current.  The loop below is client-go's reflector in miniature:
 Handlers run in event order on the informer's task; they should be quick (a
 controller's handler only enqueues a key).  A periodic resync re-delivers
 every cached object as an update so level-triggered consumers repair drift.
+
+The objects handlers receive and the store returns are the cached ones, often
+shared by several controllers (:mod:`kubesvc.client.sharedinformers`): treat
+them as read-only and copy before changing anything.
 """
 
 from __future__ import annotations
@@ -82,6 +86,16 @@ class Store:
         self._indices: dict[str, dict[str, set[str]]] = {n: {} for n in self._indexers}
 
     def add_indexer(self, name: str, fn: IndexFunc) -> None:
+        """Add an index (built over what the store already holds); adding the same one again is a no-op.
+
+        A different function under a name already taken raises ``ValueError``: users sharing a store
+        must agree on what an index means.
+        """
+        have = self._indexers.get(name)
+        if have is not None:
+            if have is fn:
+                return
+            raise ValueError(f"indexer conflict: {name!r} is already indexed by {have!r}, not {fn!r}")
         self._indexers[name] = fn
         self._indices[name] = {}
         for key, obj in self._items.items():
@@ -150,6 +164,11 @@ class _Handlers:
     on_delete: Handler | None = None
 
 
+def _freeze(obj: Obj) -> Obj:
+    from .sharedinformers import freeze
+    return freeze(obj)  # type: ignore[no-any-return]
+
+
 class _Relist(Exception):
     """The watch's history is gone (410): list again."""
 
@@ -161,7 +180,8 @@ class Informer:
                  label_selector: str | None = None, field_selector: str | None = None,
                  resync_period: float | None = None, page_size: int = 500,
                  indexers: dict[str, IndexFunc] | None = None,
-                 watch_timeout: tuple[int, int] = (300, 600), max_backoff: float = 30.0) -> None:
+                 watch_timeout: tuple[int, int] = (300, 600), max_backoff: float = 30.0,
+                 freeze: bool = False) -> None:
         self.client = client
         self.resource = resource
         self.namespace = namespace
@@ -171,6 +191,7 @@ class Informer:
         self.page_size = page_size
         self.watch_timeout = watch_timeout
         self.max_backoff = max_backoff
+        self.freeze = freeze  # store deep-frozen objects (a debug mode: see sharedinformers)
         self.store = Store({**DEFAULT_INDEXERS, **(indexers or {})})
         self.last_resource_version = ""
         self._handlers: list[_Handlers] = []
@@ -257,6 +278,8 @@ class Informer:
             obj.setdefault("kind", self.resource.kind)
             obj.setdefault("apiVersion", self.resource.api_version)
             seen.add(object_key(obj))
+            if self.freeze:
+                obj = _freeze(obj)
             old = self.store.put(obj)
             if old is not None:
                 await self._dispatch("on_update", old, obj)
@@ -287,12 +310,16 @@ class Informer:
                 self.last_resource_version = rv
             return
         if etype in ("ADDED", "MODIFIED"):
+            if self.freeze:
+                obj = _freeze(obj)
             old = self.store.put(obj)
             if old is None:
                 await self._dispatch("on_add", obj)
             else:
                 await self._dispatch("on_update", old, obj)
         elif etype == "DELETED":
+            if self.freeze:
+                obj = _freeze(obj)
             self.store.remove(object_key(obj))
             await self._dispatch("on_delete", obj)
         else:

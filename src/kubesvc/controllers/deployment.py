@@ -23,8 +23,8 @@ from kubesvc.api.meta import controller_of, key_of
 from kubesvc.api.resources import by_kind
 from kubesvc.client.controller import Controller
 from kubesvc.client.events import WARNING, EventRecorder
-from kubesvc.client.informer import Informer
 from kubesvc.client.rest import ApiClient
+from kubesvc.client.sharedinformers import SharedInformerFactory
 
 from . import deploymentutil as du
 from .deploymentplan import paused_conditions
@@ -46,16 +46,18 @@ class DeploymentController(Controller):
     name = "deployment"
 
     def __init__(self, client: ApiClient, *, workers: int = 5, resync_period: float | None = 300.0,
-                 clock: Callable[[], float] = time.time, recorder: EventRecorder | None = None) -> None:
+                 clock: Callable[[], float] = time.time, recorder: EventRecorder | None = None,
+                 factory: SharedInformerFactory | None = None) -> None:
         super().__init__(workers=workers, resync_period=resync_period)
+        self.factory = self.informer_factory(client, factory)
         assert PODS and DEPLOYMENTS and REPLICASETS
         self.client = client
         self.clock = clock
         self.recorder = recorder or EventRecorder(client, "deployment-controller")
-        self.deploys = Informer(client, DEPLOYMENTS, indexers={UID_INDEX: index_uid})
-        self.rsets = Informer(client, REPLICASETS,
+        self.deploys = self.factory.informer(DEPLOYMENTS, indexers={UID_INDEX: index_uid})
+        self.rsets = self.factory.informer(REPLICASETS,
                               indexers={CONTROLLER_INDEX: index_controller_uid, UID_INDEX: index_uid})
-        self.pods = Informer(client, PODS, indexers={CONTROLLER_INDEX: index_controller_uid})
+        self.pods = self.factory.informer(PODS, indexers={CONTROLLER_INDEX: index_controller_uid})
         self.informers += [self.deploys, self.rsets, self.pods]
         self.deploys.add_handler(self._enqueue_obj, lambda old, new: self._enqueue_obj(new), self._enqueue_obj)
         self.rsets.add_handler(self._rs_added, self._rs_updated, self._rs_deleted)

@@ -23,8 +23,9 @@ from typing import Any
 
 from kubesvc.api.resources import Resource, by_plural
 from kubesvc.client.controller import Controller
-from kubesvc.client.informer import Informer, split_key
+from kubesvc.client.informer import split_key
 from kubesvc.client.rest import ApiClient
+from kubesvc.client.sharedinformers import SharedInformerFactory
 
 from .endpointslice.controller import SLICE_SERVICE, SLICES, apply_slice_plan, index_slice_service
 from .endpointslice.model import (
@@ -186,14 +187,16 @@ class EndpointSliceMirroringController(Controller):
 
     name = "endpointslicemirroring"
 
-    def __init__(self, client: ApiClient, *, workers: int = 2, resync_period: float | None = 300.0) -> None:
+    def __init__(self, client: ApiClient, *, workers: int = 2, resync_period: float | None = 300.0,
+                 factory: SharedInformerFactory | None = None) -> None:
         super().__init__(workers=workers, resync_period=resync_period)
+        self.factory = self.informer_factory(client, factory)
         self.client = client
         self.own = OwnWrites()
-        self.endpoints = Informer(client, ENDPOINTS)
-        self.services = Informer(client, SERVICES)
-        self.slices = Informer(client, SLICES, label_selector=f"{LABEL_MANAGED_BY}={MIRRORING_CONTROLLER_NAME}",
-                               indexers={SLICE_SERVICE: index_slice_service})
+        self.endpoints = self.factory.informer(ENDPOINTS)
+        self.services = self.factory.informer(SERVICES)
+        self.slices = self.factory.informer(SLICES, label_selector=f"{LABEL_MANAGED_BY}={MIRRORING_CONTROLLER_NAME}",
+                                            indexers={SLICE_SERVICE: index_slice_service})
         self.informers += [self.endpoints, self.services, self.slices]
         self.endpoints.add_handler(self._obj_event, lambda old, new: self._obj_event(new), self._obj_event)
         self.services.add_handler(self._obj_event, self._svc_updated, self._obj_event)

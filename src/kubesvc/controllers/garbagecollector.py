@@ -41,6 +41,7 @@ from kubesvc.api.resources import RESOURCES, Resource
 from kubesvc.client.controller import Controller
 from kubesvc.client.informer import Informer, index_by_owner_uid
 from kubesvc.client.rest import ApiClient, ApiError
+from kubesvc.client.sharedinformers import SharedInformerFactory
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,10 @@ class GarbageCollector(Controller):
     name = "garbagecollector"
 
     def __init__(self, client: ApiClient, *, resources: Iterable[Resource] = RESOURCES, workers: int = 4,
-                 resync_period: float | None = 300.0, absent_cache_size: int = 1000) -> None:
+                 resync_period: float | None = 300.0, absent_cache_size: int = 1000,
+                 factory: SharedInformerFactory | None = None) -> None:
         super().__init__(workers=workers, resync_period=resync_period)
+        self.factory = self.informer_factory(client, factory)
         self.client = client
         self.resources = [r for r in resources if {"list", "watch", "delete"} <= set(r.verbs)]
         self._uids: dict[str, Node] = {}
@@ -102,7 +105,7 @@ class GarbageCollector(Controller):
         self._absent_size = absent_cache_size
         self._by_resource: dict[str, Informer] = {}
         for res in self.resources:
-            inf = Informer(client, res, indexers={OWNER_INDEX: index_by_owner_uid})
+            inf = self.factory.informer(res, indexers={OWNER_INDEX: index_by_owner_uid})
             inf.add_handler(partial(self._on_add, res), partial(self._on_update, res), partial(self._on_delete, res))
             self.informers.append(inf)
             self._by_resource[res.qualified] = inf

@@ -18,8 +18,8 @@ from typing import Any
 
 from kubesvc.api.resources import Resource, by_plural
 from kubesvc.client.controller import Controller
-from kubesvc.client.informer import Informer
 from kubesvc.client.rest import ApiClient, ApiError
+from kubesvc.client.sharedinformers import SharedInformerFactory
 
 from .endpointslice.model import LABEL_SERVICE_NAME, LABEL_SKIP_MIRROR, family_of, port_key
 
@@ -71,13 +71,15 @@ class KubernetesEndpointsController(Controller):
 
     name = "kubernetes-endpoints"
 
-    def __init__(self, client: ApiClient, address: str, port: int, *, resync_period: float | None = 10.0) -> None:
+    def __init__(self, client: ApiClient, address: str, port: int, *, resync_period: float | None = 10.0,
+                 factory: SharedInformerFactory | None = None) -> None:
         super().__init__(workers=1, resync_period=resync_period)
+        self.factory = self.informer_factory(client, factory)
         self.client = client
         self.address = address
         self.port = port
-        self.endpoints = Informer(client, ENDPOINTS, namespace=NAMESPACE, field_selector=f"metadata.name={NAME}")
-        self.slices = Informer(client, SLICES, namespace=NAMESPACE, label_selector=f"{LABEL_SERVICE_NAME}={NAME}")
+        self.endpoints = self.factory.informer(ENDPOINTS, namespace=NAMESPACE, field_selector=f"metadata.name={NAME}")
+        self.slices = self.factory.informer(SLICES, namespace=NAMESPACE, label_selector=f"{LABEL_SERVICE_NAME}={NAME}")
         self.informers += [self.endpoints, self.slices]
         for inf in self.informers:
             inf.add_handler(self._poke, lambda old, new: self._poke(new), self._poke)

@@ -26,8 +26,8 @@ from typing import Any
 
 from kubesvc.api.resources import RESOURCES, Resource
 from kubesvc.client.controller import Controller, Requeue
-from kubesvc.client.informer import Informer
 from kubesvc.client.rest import ApiClient, ApiError
+from kubesvc.client.sharedinformers import SharedInformerFactory
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +112,14 @@ class NamespaceController(Controller):
     name = "namespace"
 
     def __init__(self, client: ApiClient, *, resources: Iterable[Resource] | None = None, workers: int = 2,
-                 resync_period: float | None = 300.0, content_poll: float = 1.0) -> None:
+                 resync_period: float | None = 300.0, content_poll: float = 1.0,
+                 factory: SharedInformerFactory | None = None) -> None:
         super().__init__(workers=workers, resync_period=resync_period)
+        self.factory = self.informer_factory(client, factory)
         self.client = client
         self.resources = list(resources) if resources is not None else None
         self.content_poll = content_poll
-        self.namespaces = Informer(client, NAMESPACES)
+        self.namespaces = self.factory.informer(NAMESPACES)
         self.namespaces.add_handler(self._on_change, lambda _old, new: self._on_change(new))
         self.informers.append(self.namespaces)
 

@@ -36,8 +36,8 @@ from kubesvc.api.meta import key_of, now_rfc3339
 from kubesvc.api.resources import by_kind
 from kubesvc.client.controller import Controller
 from kubesvc.client.events import NORMAL, EventRecorder
-from kubesvc.client.informer import Informer
 from kubesvc.client.rest import ApiClient, ApiError
+from kubesvc.client.sharedinformers import SharedInformerFactory
 
 from . import nodehealth as nh
 from .podutil import is_deleting, is_ready
@@ -58,8 +58,10 @@ class NodeLifecycleController(Controller):
 
     def __init__(self, client: ApiClient, *, grace_period: float = 40.0, eviction_delay: float = 300.0,
                  monitor_period: float = 5.0, workers: int = 2, clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time, recorder: EventRecorder | None = None) -> None:
+                 wall_clock: Callable[[], float] = time.time, recorder: EventRecorder | None = None,
+                 factory: SharedInformerFactory | None = None) -> None:
         super().__init__(workers=workers, resync_period=monitor_period)
+        self.factory = self.informer_factory(client, factory)
         assert PODS and NODES and LEASES
         self.client = client
         self.grace_period = grace_period
@@ -67,9 +69,9 @@ class NodeLifecycleController(Controller):
         self.clock = clock
         self.wall = wall_clock
         self.recorder = recorder or EventRecorder(client, "node-controller")
-        self.nodes = Informer(client, NODES)
-        self.leases = Informer(client, LEASES, namespace=LEASE_NAMESPACE)
-        self.pods = Informer(client, PODS, indexers={NODE_INDEX: index_node_name})
+        self.nodes = self.factory.informer(NODES)
+        self.leases = self.factory.informer(LEASES, namespace=LEASE_NAMESPACE)
+        self.pods = self.factory.informer(PODS, indexers={NODE_INDEX: index_node_name})
         self.informers += [self.nodes, self.leases, self.pods]
         self.health: dict[str, nh.Probe] = {}
         self.nodes.add_handler(self._node_event, lambda old, new: self._node_event(new), self._node_event)

@@ -26,8 +26,8 @@ from kubesvc.api.resources import by_kind
 from kubesvc.api.selectors import LabelSelector, from_label_selector_dict
 from kubesvc.client.controller import Controller
 from kubesvc.client.events import NORMAL, WARNING, EventRecorder
-from kubesvc.client.informer import Informer
 from kubesvc.client.rest import ApiClient, ApiError
+from kubesvc.client.sharedinformers import SharedInformerFactory
 
 from . import replicasetplan as plan
 from .expectations import Expectations
@@ -68,16 +68,18 @@ class ReplicaSetController(Controller):
 
     def __init__(self, client: ApiClient, *, workers: int = 5, resync_period: float | None = 300.0,
                  burst_replicas: int = plan.BURST_REPLICAS, clock: Callable[[], float] = time.time,
-                 recorder: EventRecorder | None = None) -> None:
+                 recorder: EventRecorder | None = None,
+                 factory: SharedInformerFactory | None = None) -> None:
         super().__init__(workers=workers, resync_period=resync_period)
+        self.factory = self.informer_factory(client, factory)
         assert PODS and REPLICASETS
         self.client = client
         self.burst = burst_replicas
         self.clock = clock
         self.recorder = recorder or EventRecorder(client, "replicaset-controller")
         self.expectations = Expectations()
-        self.rsets = Informer(client, REPLICASETS, indexers={UID_INDEX: index_uid})
-        self.pods = Informer(client, PODS, indexers={CONTROLLER_INDEX: index_controller_uid})
+        self.rsets = self.factory.informer(REPLICASETS, indexers={UID_INDEX: index_uid})
+        self.pods = self.factory.informer(PODS, indexers={CONTROLLER_INDEX: index_controller_uid})
         self.informers += [self.rsets, self.pods]
         self.rsets.add_handler(self._rs_changed, lambda old, new: self._rs_changed(new), self._rs_deleted)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)

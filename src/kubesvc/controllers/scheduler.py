@@ -21,9 +21,10 @@ from kubesvc.api.meta import controller_of, key_of, now_rfc3339
 from kubesvc.api.resources import by_kind
 from kubesvc.client.controller import Controller, Requeue
 from kubesvc.client.events import NORMAL, WARNING, EventRecorder
-from kubesvc.client.informer import Informer
 from kubesvc.client.rest import ApiClient, ApiError
+from kubesvc.client.sharedinformers import SharedInformerFactory
 
+from .endpointslice.index import POD_NODE, index_pod_node
 from .podutil import is_active
 from .scheduling import Load, choose_node, fit_error, node_view
 
@@ -32,12 +33,9 @@ Obj = dict[str, Any]
 PODS = by_kind("v1", "Pod")
 NODES = by_kind("v1", "Node")
 SCHEDULER_NAME = "default-scheduler"
-NODE_INDEX = "node"
-
-
-def index_node_name(pod: Obj) -> list[str]:
-    node = (pod.get("spec") or {}).get("nodeName")
-    return [node] if node else []
+# The same index (name and function) as the EndpointSlice controller's, so a shared pod informer keeps one.
+NODE_INDEX = POD_NODE
+index_node_name = index_pod_node
 
 
 def _owner_uid(pod: Obj) -> str:
@@ -57,14 +55,16 @@ class Scheduler(Controller):
     name = "scheduler"
 
     def __init__(self, client: ApiClient, *, workers: int = 8, resync_period: float | None = 60.0,
-                 retry_after: float = 30.0, recorder: EventRecorder | None = None) -> None:
+                 retry_after: float = 30.0, recorder: EventRecorder | None = None,
+                 factory: SharedInformerFactory | None = None) -> None:
         super().__init__(workers=workers, resync_period=resync_period)
+        self.factory = self.informer_factory(client, factory)
         assert PODS and NODES
         self.client = client
         self.retry_after = retry_after
         self.recorder = recorder or EventRecorder(client, SCHEDULER_NAME)
-        self.pods = Informer(client, PODS, indexers={NODE_INDEX: index_node_name})
-        self.nodes = Informer(client, NODES)
+        self.pods = self.factory.informer(PODS, indexers={NODE_INDEX: index_node_name})
+        self.nodes = self.factory.informer(NODES)
         self.informers += [self.pods, self.nodes]
         self.assumed: dict[str, tuple[str, str]] = {}  # pod key -> (node, owner uid), until the watch shows it
         self.unschedulable: set[str] = set()

@@ -12,8 +12,8 @@ from typing import Any
 
 from kubesvc.api.resources import by_plural
 from kubesvc.client.controller import Controller
-from kubesvc.client.informer import Informer
 from kubesvc.client.rest import ApiClient, ApiError
+from kubesvc.client.sharedinformers import SharedInformerFactory
 
 log = logging.getLogger(__name__)
 NAMESPACES = by_plural("", "v1", "namespaces")
@@ -26,12 +26,14 @@ class ServiceAccountController(Controller):
 
     name = "serviceaccount"
 
-    def __init__(self, client: ApiClient, *, workers: int = 2, resync_period: float | None = 300.0) -> None:
+    def __init__(self, client: ApiClient, *, workers: int = 2, resync_period: float | None = 300.0,
+                 factory: SharedInformerFactory | None = None) -> None:
         super().__init__(workers=workers, resync_period=resync_period)
+        self.factory = self.informer_factory(client, factory)
         assert NAMESPACES and SERVICEACCOUNTS
         self.client = client
-        self.namespaces = Informer(client, NAMESPACES)
-        self.accounts = Informer(client, SERVICEACCOUNTS)
+        self.namespaces = self.factory.informer(NAMESPACES)
+        self.accounts = self.factory.informer(SERVICEACCOUNTS)
         self.informers += [self.namespaces, self.accounts]
         self.namespaces.add_handler(self._ns_changed, lambda old, new: self._ns_changed(new), None)
         self.accounts.add_handler(None, None, self._sa_deleted)

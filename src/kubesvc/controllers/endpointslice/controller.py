@@ -26,8 +26,9 @@ from typing import Any
 
 from kubesvc.api.resources import Resource, by_plural
 from kubesvc.client.controller import Controller, Requeue
-from kubesvc.client.informer import Informer, Store, split_key
+from kubesvc.client.informer import Store, split_key
 from kubesvc.client.rest import ApiClient, ApiError
+from kubesvc.client.sharedinformers import SharedInformerFactory
 
 from .index import (
     POD_INDEXERS,
@@ -69,17 +70,19 @@ class EndpointSliceController(Controller):
     name = "endpointslice"
 
     def __init__(self, client: ApiClient, *, max_endpoints_per_slice: int = DEFAULT_MAX_ENDPOINTS_PER_SLICE,
-                 workers: int = 4, resync_period: float | None = 300.0) -> None:
+                 workers: int = 4, resync_period: float | None = 300.0,
+                 factory: SharedInformerFactory | None = None) -> None:
         super().__init__(workers=workers, resync_period=resync_period)
+        self.factory = self.informer_factory(client, factory)
         self.client = client
         self.reconciler = Reconciler(max_endpoints_per_slice, CONTROLLER_NAME)
         self.triggers = TriggerTimeTracker()
         self.own = OwnWrites()
-        self.services = Informer(client, SERVICES, indexers=SERVICE_INDEXERS)
-        self.pods = Informer(client, PODS, indexers=POD_INDEXERS)
-        self.nodes = Informer(client, NODES)
-        self.slices = Informer(client, SLICES, label_selector=f"{LABEL_MANAGED_BY}={CONTROLLER_NAME}",
-                               indexers={SLICE_SERVICE: index_slice_service})
+        self.services = self.factory.informer(SERVICES, indexers=SERVICE_INDEXERS)
+        self.pods = self.factory.informer(PODS, indexers=POD_INDEXERS)
+        self.nodes = self.factory.informer(NODES)
+        self.slices = self.factory.informer(SLICES, label_selector=f"{LABEL_MANAGED_BY}={CONTROLLER_NAME}",
+                                            indexers={SLICE_SERVICE: index_slice_service})
         self.informers += [self.services, self.pods, self.nodes, self.slices]
         self.services.add_handler(self._svc_event, lambda old, new: self._svc_event(new), self._svc_deleted)
         self.pods.add_handler(lambda p: self._pod_event(None, p), self._pod_event,
