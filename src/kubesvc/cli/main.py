@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run the cluster in the foreground (API server and controllers)")
     _server_flags(up)
     up.add_argument("--nodes", type=int, default=None,
-                    help="node network namespaces, each with an agent (root; default 0)")
+                    help="node network namespaces, each with an agent and a proxy (kernel mode, root; default 1 as root, 0 otherwise)")
 
     from kubesvc.agent.main import add_agent_parser
 
@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     from kubesvc.cli.dnsboot import add_dns_parser, add_up_flags
 
     add_up_flags(up)
+
+    from kubesvc.cli.components import add_lb_flags
+
+    add_lb_flags(up)
     add_dns_parser(sub)
 
     from kubesvc.proxy.main import add_proxy_parser

@@ -66,6 +66,10 @@ async def run_up(args: argparse.Namespace, *, with_controllers: bool) -> int:
     storage = args.storage or f"sqlite:///{data_dir / 'state.db'}"
     pki = ensure_pki(data_dir, hosts=["127.0.0.1", "localhost", NODE_NETWORK_GATEWAY, args.bind_address])
 
+    if with_controllers:
+        from kubesvc.cli.components import lb_pool_entries
+
+        lb_pools = lb_pool_entries(args)  # a bad --lb-pool stops us before anything starts
     nodes = await _prepare_nodes(args, data_dir, lock) if with_controllers else None
 
     def auth(request: Any) -> str | None:
@@ -104,6 +108,10 @@ async def run_up(args: argparse.Namespace, *, with_controllers: bool) -> int:
 
         stoppers.append(await start_controllers(kubeconfig))
 
+        from kubesvc.cli.components import start_lb
+
+        stoppers.append(await start_lb(kubeconfig, lb_pools, kernel=nodes is not None, service_cidr=args.service_cidr))
+
         from kubesvc.cli.dnsboot import start_cluster_dns
 
         stoppers.append(await start_cluster_dns(kubeconfig, args.dns_port))
@@ -112,6 +120,9 @@ async def run_up(args: argparse.Namespace, *, with_controllers: bool) -> int:
         await nodes.start_agents(
             lambda path: write_kubeconfig(path, server=f"https://{NODE_NETWORK_GATEWAY}:{server.port}", pki=pki))
         stoppers.insert(0, nodes.stop)  # stopped last: agents stop their pods, then the network goes
+        from kubesvc.cli.nodeproxies import start_node_proxies
+
+        stoppers.insert(1, await start_node_proxies(kubeconfig, [(n.name, n.netns) for n in nodes.net.nodes]))
     print(f"kubesvc is up: export KUBECONFIG={kubeconfig}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -130,14 +141,15 @@ async def run_up(args: argparse.Namespace, *, with_controllers: bool) -> int:
 async def _prepare_nodes(args: argparse.Namespace, data_dir: Path, lock: IO[str]) -> Any:
     """Build the node network for ``--nodes N`` (kernel mode, root).
 
-    Without ``--nodes`` there are no nodes: the cluster network is one per
-    machine (one ``kubesvc0``), so a default node would make concurrent
-    ``kubesvc up`` runs (tests) race for it and see different clusters.
+    Without ``--nodes``, one node as root (and none otherwise).  The cluster
+    network is one per machine (one ``kubesvc0``): when another ``kubesvc up``
+    holds it, a run without an explicit ``--nodes`` starts without nodes
+    rather than waiting; tests that need no nodes pass ``--nodes 0``.
     """
     from kubesvc.agent.hostnet import NetworkBusy
     from kubesvc.agent.supervisor import NodeCluster
 
-    count = args.nodes if args.nodes is not None else 0
+    count = args.nodes if args.nodes is not None else (1 if os.geteuid() == 0 else 0)
     if count <= 0:
         return None
     if os.geteuid() != 0:

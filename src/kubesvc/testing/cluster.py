@@ -70,6 +70,8 @@ class Cluster:
 def start_cluster(data_dir: Path, cache_dir: Path, *extra: str, port: int | None = None,
                   timeout: float = 30) -> Cluster:
     port = port or free_port()
+    if not any(a == "--nodes" or a.startswith("--nodes=") for a in extra):
+        extra = ("--nodes", "0", *extra)  # no node network unless a test asks for one (one per machine)
     cmd = [sys.executable, "-m", "kubesvc", "up", "--data-dir", str(data_dir), "--port", str(port), *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     c = Cluster(data_dir, port, proc, cache_dir)
