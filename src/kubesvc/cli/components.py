@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from kubesvc.api.addressplan import NODE_NETWORK_GATEWAY
 from kubesvc.client.controller import Controller
@@ -85,6 +86,65 @@ async def start_controllers(kubeconfig: Path, *, advertise_address: str = NODE_N
     async def stop() -> None:
         await asyncio.gather(*(c.stop() for c in running), return_exceptions=True)
         await factory.stop()
+        await client.close()
+
+    return stop
+
+
+def add_lb_flags(up: Any) -> None:
+    """``--lb-pool``: LoadBalancer addresses; written to the ``default`` IPAddressPool at start."""
+    from kubesvc.api.addressplan import LB_POOL
+
+    up.add_argument("--lb-pool", action="append", default=None, metavar="CIDR|FIRST-LAST",
+                    help=f"LoadBalancer address pool entry (repeatable; default {LB_POOL})")
+
+
+def lb_pool_entries(args: Any) -> list[str]:
+    """The ``--lb-pool`` entries, validated now so a bad one stops ``up`` with one line before it starts."""
+    from kubesvc.api.addressplan import LB_POOL
+    from kubesvc.cli.errors import CliError
+    from kubesvc.lb.pools import DEFAULT_POOL, PoolError, make_pool
+
+    entries = [e for flag in (getattr(args, "lb_pool", None) or [LB_POOL]) for e in flag.split(",") if e.strip()]
+    try:
+        make_pool(DEFAULT_POOL, entries, service_cidr=args.service_cidr)
+    except PoolError as e:
+        raise CliError(f"invalid --lb-pool: {e}") from None
+    return entries
+
+
+async def start_lb(kubeconfig: Path, pool_entries: list[str], *, kernel: bool,
+                   service_cidr: str) -> Callable[[], Awaitable[None]]:
+    """Write the ``default`` pool from the flags, start the LoadBalancer controller; return its stop.
+
+    Announcement (host routes) only in kernel mode, i.e. when this ``up`` built
+    the node network: with ``--nodes 0`` a bridge left by another cluster is not ours.
+    """
+    from kubesvc.lb.announce import RouteAnnouncer, bridge_exists
+    from kubesvc.lb.controller import POOLS, LoadBalancerController
+    from kubesvc.lb.pools import DEFAULT_POOL, pool_object
+
+    client = ApiClient.from_kubeconfig(kubeconfig, user_agent="kubesvc-lb-controller")
+    assert POOLS is not None
+    want = pool_object(DEFAULT_POOL, pool_entries)
+    try:
+        have = await client.get(POOLS, DEFAULT_POOL)
+        if (have.get("spec") or {}).get("addresses") != pool_entries:
+            have["spec"] = {**(have.get("spec") or {}), "addresses": pool_entries}
+            await client.replace(POOLS, have)
+    except Exception as e:
+        from kubesvc.client.rest import is_not_found
+
+        if not is_not_found(e):
+            raise
+        await client.create(POOLS, want)
+    announcer = RouteAnnouncer() if kernel and bridge_exists() else None
+    lb = LoadBalancerController(client, service_cidr=service_cidr, announcer=announcer)
+    await lb.start()
+    log.info("lb: started (%s)", "kernel mode: host routes" if announcer else "addresses only")
+
+    async def stop() -> None:
+        await lb.stop()
         await client.close()
 
     return stop
