@@ -54,8 +54,10 @@ def test_sigkill_under_load_loses_no_acknowledged_write(tmp_path: Path) -> None:
         c.proc.send_signal(signal.SIGKILL)
         await asyncio.wait_for(task, 30)
 
-    asyncio.run(scenario())
-    c.proc.wait(10)
+    try:
+        asyncio.run(scenario())
+    finally:
+        c.stop(signal.SIGKILL)  # already killed on success; never leave it running on failure
     assert len(acked) >= 300
     c2 = start_cluster(tmp_path / "data", tmp_path / "cache", port=c.port)
     try:

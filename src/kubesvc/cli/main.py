@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     from kubesvc.proxy.main import add_proxy_parser
 
     add_proxy_parser(sub)
+
+    from kubesvc.cli.demo import add_demo_parser
+
+    add_demo_parser(sub)
     return p
 
 
@@ -92,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command == "demo":
+            from kubesvc.cli.demo import run_demo
+
+            return run_demo(args)
         if args.command == "run":
             from kubesvc.cli.run import run_command
 
