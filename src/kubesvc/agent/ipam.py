@@ -1,7 +1,11 @@
 """Pod IPs from the node's pod CIDR, remembered in a file.
 
 Pure bookkeeping in the MetalLB manner: ``assign`` is idempotent, ``allocate``
-deterministic (lowest free address), ``release`` idempotent.  The file is
+deterministic, ``release`` idempotent.  Like the host-local CNI plugin,
+allocation goes round-robin from the last address handed out rather than
+reusing the lowest free one, so a replaced pod gets a new address (the seed's
+point: pods move and their IPs change) and a stale connection to an old
+address does not land on a new pod.  The file is
 rewritten atomically after each change, so an agent restarted over running
 pods hands each the address it already has and never hands it to another.
 The network address, the gateway (``.1``, the node's bridge) and the
@@ -26,8 +30,12 @@ class IpAllocator:
         self.path = path
         self.gateway = self.net[1]
         self.by_owner: dict[str, str] = {}
+        self.last: str | None = None
         if path is not None and path.exists():
-            self.by_owner = {str(k): str(v) for k, v in json.loads(path.read_text() or "{}").items()}
+            data = json.loads(path.read_text() or "{}")
+            owners = data.get("owners", {}) if "owners" in data else data
+            self.by_owner = {str(k): str(v) for k, v in owners.items()}
+            self.last = data.get("last") if "owners" in data else None
         self._taken = {ipaddress.ip_address(v) for v in self.by_owner.values()}
 
     def get(self, owner: str) -> str | None:
@@ -49,14 +57,20 @@ class IpAllocator:
         self._save()
 
     def allocate(self, owner: str) -> str:
-        """The owner's address, or the lowest free one."""
+        """The owner's address, or the next free one after the last handed out."""
         held = self.by_owner.get(owner)
         if held:
             return held
-        for addr in self.net.hosts():
-            if addr != self.gateway and addr not in self._taken:
+        hosts = [a for a in self.net.hosts() if a != self.gateway]
+        start = 0
+        if self.last is not None and ipaddress.ip_address(self.last) in hosts:
+            start = hosts.index(ipaddress.ip_address(self.last)) + 1
+        for i in range(len(hosts)):
+            addr = hosts[(start + i) % len(hosts)]
+            if addr not in self._taken:
                 self.by_owner[owner] = str(addr)
                 self._taken.add(addr)
+                self.last = str(addr)
                 self._save()
                 return str(addr)
         raise PoolExhausted(f"no free address in {self.net}")
@@ -76,5 +90,5 @@ class IpAllocator:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.by_owner, sort_keys=True))
+        tmp.write_text(json.dumps({"owners": self.by_owner, "last": self.last}, sort_keys=True))
         os.replace(tmp, self.path)

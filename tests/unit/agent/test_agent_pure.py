@@ -19,8 +19,9 @@ from kubesvc.agent.status import ContainerRecord, phase, pod_status
 # ---------------------------------------------------------------- ipam
 
 
-def test_ipam_allocates_lowest_free_skipping_gateway_and_persists(tmp_path: Path) -> None:
-    """Addresses start at .2 (.1 is the node bridge); a reloaded allocator keeps every holder."""
+def test_ipam_allocates_round_robin_skipping_gateway_and_persists(tmp_path: Path) -> None:
+    """Addresses start at .2 (.1 is the node bridge) and go round-robin like host-local CNI:
+    a released address is not handed out again at once; a reloaded allocator keeps every holder."""
     a = IpAllocator("10.244.1.0/24", tmp_path / "ipam.json")
     assert a.allocate("p1") == "10.244.1.2"
     assert a.allocate("p2") == "10.244.1.3"
@@ -28,7 +29,15 @@ def test_ipam_allocates_lowest_free_skipping_gateway_and_persists(tmp_path: Path
     a.release("p1")
     b = IpAllocator("10.244.1.0/24", tmp_path / "ipam.json")
     assert b.get("p2") == "10.244.1.3" and b.get("p1") is None
-    assert b.allocate("p3") == "10.244.1.2"
+    assert b.allocate("p3") == "10.244.1.4"  # not .2 again: a replaced pod gets a new address
+
+
+def test_ipam_wraps_around_to_free_addresses() -> None:
+    a = IpAllocator("10.244.1.0/29")  # usable .2-.6
+    got = [a.allocate(f"p{i}") for i in range(5)]
+    assert got == [f"10.244.1.{i}" for i in range(2, 7)]
+    a.release("p1")
+    assert a.allocate("p9") == "10.244.1.3"
 
 
 def test_ipam_assign_refuses_a_held_address_and_the_gateway() -> None:
