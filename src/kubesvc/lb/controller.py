@@ -28,8 +28,9 @@ from typing import Any
 from kubesvc.api.resources import by_kind
 from kubesvc.client.controller import Controller
 from kubesvc.client.events import NORMAL, WARNING, EventRecorder
-from kubesvc.client.informer import Informer, object_key
+from kubesvc.client.informer import object_key
 from kubesvc.client.rest import ApiClient, is_not_found
+from kubesvc.client.sharedinformers import SharedInformerFactory
 from kubesvc.lb import election
 from kubesvc.lb.allocator import AllocationError, Allocator
 from kubesvc.lb.announce import AgentProber, RouteAnnouncer
@@ -57,6 +58,7 @@ ANNOUNCE_KEY = ("announce",)
 POOL_STATUS_KEY = ("pool-status",)
 COMPONENT = "kubesvc-lb-controller"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+SLICE_INDEX = "lb-service"  # namespace/name of the slice's Service (a name of ours: indexes are shared)
 
 
 def _slice_service(obj: Obj) -> list[str]:
@@ -73,7 +75,7 @@ class LoadBalancerController(Controller):
     def __init__(self, client: ApiClient, *, our_class: str = OUR_CLASS, static_pools: Iterable[Pool] = (),
                  pool_objects: bool = True, service_cidr: str | None = None,
                  announcer: RouteAnnouncer | None = None, prober: AgentProber | None = None,
-                 resync_period: float = 60.0) -> None:
+                 resync_period: float = 60.0, factory: SharedInformerFactory | None = None) -> None:
         super().__init__(workers=1, resync_period=resync_period)
         assert SERVICES and NODES and SLICES and POOLS
         self.client = client
@@ -85,10 +87,11 @@ class LoadBalancerController(Controller):
         self.announcer = announcer
         self.prober = prober if prober is not None else (AgentProber(self._announce_later) if announcer else None)
         self.announced: dict[str, str] = {}  # address -> node name
-        self.services = Informer(client, SERVICES)
-        self.nodes = Informer(client, NODES)
-        self.slices = Informer(client, SLICES, indexers={"service": _slice_service})
-        self.pools = Informer(client, POOLS) if pool_objects else None
+        f = self.informer_factory(client, factory)  # shared with the other controllers in `up`, if given
+        self.services = f.informer(SERVICES)
+        self.nodes = f.informer(NODES)
+        self.slices = f.informer(SLICES, indexers={SLICE_INDEX: _slice_service})
+        self.pools = f.informer(POOLS) if pool_objects else None
         self.informers = [self.services, self.nodes, self.slices] + ([self.pools] if self.pools else [])
         self.services.add_handler(self._on_service, lambda old, new: self._on_service(new), self._on_service)
         self.nodes.add_handler(self._on_node, self._on_node_update, self._on_node)
@@ -260,7 +263,7 @@ class LoadBalancerController(Controller):
             s: LBService = view(svc, self.our_class)
             by_ip.setdefault(str(ip), []).append((key, s.etp_local))
             if s.etp_local:
-                local_nodes[key] = election.ready_endpoint_nodes(self.slices.store.by_index("service", key))
+                local_nodes[key] = election.ready_endpoint_nodes(self.slices.store.by_index(SLICE_INDEX, key))
         nodes = [election.node_view(n) for n in self.nodes.store.list()]
         unhealthy = self.prober.unhealthy if self.prober else set()
         return election.plan(by_ip, nodes, local_nodes, self.announced, unhealthy)
