@@ -40,6 +40,7 @@ PODS = by_kind("v1", "Pod")
 REPLICASETS = by_kind("apps/v1", "ReplicaSet")
 UID_INDEX = "uid"
 CONTROLLER_INDEX = "controller-uid"
+ORPHAN_INDEX = "orphan-namespace"  # pods with no controller, by namespace: the candidates for adoption
 
 
 def index_uid(obj: Obj) -> list[str]:
@@ -50,6 +51,12 @@ def index_uid(obj: Obj) -> list[str]:
 def index_controller_uid(obj: Obj) -> list[str]:
     ref = controller_of(obj)
     return [ref["uid"]] if ref and ref.get("uid") else []
+
+
+def index_orphan_namespace(obj: Obj) -> list[str]:
+    if controller_of(obj) is not None:
+        return []
+    return [(obj.get("metadata") or {}).get("namespace") or ""]
 
 
 def selector_of(obj: Obj) -> LabelSelector:
@@ -79,7 +86,8 @@ class ReplicaSetController(Controller):
         self.recorder = recorder or EventRecorder(client, "replicaset-controller")
         self.expectations = Expectations()
         self.rsets = self.factory.informer(REPLICASETS, indexers={UID_INDEX: index_uid})
-        self.pods = self.factory.informer(PODS, indexers={CONTROLLER_INDEX: index_controller_uid})
+        self.pods = self.factory.informer(PODS, indexers={CONTROLLER_INDEX: index_controller_uid,
+                                                           ORPHAN_INDEX: index_orphan_namespace})
         self.informers += [self.rsets, self.pods]
         self.rsets.add_handler(self._rs_changed, lambda old, new: self._rs_changed(new), self._rs_deleted)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
@@ -179,8 +187,8 @@ class ReplicaSetController(Controller):
         uid = rs["metadata"].get("uid", "")
         candidates = {key_of(p): p for p in self.pods.store.by_index(CONTROLLER_INDEX, uid) if is_active(p)}
         sel = selector_of(rs)
-        for p in self.pods.store.by_index("namespace", ns):
-            if controller_of(p) is None and is_active(p) and sel.matches((p.get("metadata") or {}).get("labels")):
+        for p in self.pods.store.by_index(ORPHAN_INDEX, ns):
+            if is_active(p) and sel.matches((p.get("metadata") or {}).get("labels")):
                 candidates[key_of(p)] = p
         claim = plan_claim(rs, sel, candidates.values())
         assert REPLICASETS and PODS

@@ -43,6 +43,13 @@ def _owner_uid(pod: Obj) -> str:
     return str(ref.get("uid")) if ref else ""
 
 
+def _decrement(counter: Counter[Any], key: Any) -> None:
+    if counter[key] <= 1:
+        del counter[key]
+    else:
+        counter[key] -= 1
+
+
 def wants_scheduling(pod: Obj) -> bool:
     spec = pod.get("spec") or {}
     return (not spec.get("nodeName") and (spec.get("schedulerName") or SCHEDULER_NAME) == SCHEDULER_NAME
@@ -68,6 +75,11 @@ class Scheduler(Controller):
         self.informers += [self.pods, self.nodes]
         self.assumed: dict[str, tuple[str, str]] = {}  # pod key -> (node, owner uid), until the watch shows it
         self.unschedulable: set[str] = set()
+        # Active bound pods counted per node and per (node, owner uid), kept in step by the pod handlers,
+        # so a scheduling decision costs O(nodes), not O(pods).
+        self._placed: dict[str, tuple[str, str]] = {}  # pod key -> (node, owner uid)
+        self._per_node: Counter[str] = Counter()
+        self._per_owner: Counter[tuple[str, str]] = Counter()
         self.bound = 0
         self.pods.add_handler(self._pod_changed, lambda old, new: self._pod_changed(new), self._pod_deleted)
         self.nodes.add_handler(self._node_changed, self._node_updated, None)
@@ -76,8 +88,23 @@ class Scheduler(Controller):
         await super().stop()
         await self.recorder.close()
 
+    def _count(self, key: str, pod: Obj | None) -> None:
+        old = self._placed.pop(key, None)
+        if old is not None:
+            _decrement(self._per_node, old[0])
+            if old[1]:
+                _decrement(self._per_owner, old)
+        node = ((pod or {}).get("spec") or {}).get("nodeName")
+        if pod is not None and node and is_active(pod):
+            placed = (node, _owner_uid(pod))
+            self._placed[key] = placed
+            self._per_node[node] += 1
+            if placed[1]:
+                self._per_owner[placed] += 1
+
     def _pod_changed(self, pod: Obj) -> None:
         key = key_of(pod)
+        self._count(key, pod)
         if (pod.get("spec") or {}).get("nodeName"):
             self.assumed.pop(key, None)
             self.unschedulable.discard(key)
@@ -85,6 +112,7 @@ class Scheduler(Controller):
             self.enqueue(key)
 
     def _pod_deleted(self, pod: Obj) -> None:
+        self._count(key_of(pod), None)
         self.assumed.pop(key_of(pod), None)
         self.unschedulable.discard(key_of(pod))
 
@@ -104,11 +132,10 @@ class Scheduler(Controller):
         totals: Counter[str] = Counter()
         same: Counter[str] = Counter()
         for node in self.nodes.store.keys():
-            for p in self.pods.store.by_index(NODE_INDEX, node):
-                if is_active(p):
-                    totals[node] += 1
-                    if owner_uid and _owner_uid(p) == owner_uid:
-                        same[node] += 1
+            if n := self._per_node.get(node):
+                totals[node] = n
+            if owner_uid and (n := self._per_owner.get((node, owner_uid))):
+                same[node] = n
         for node, uid in self.assumed.values():
             totals[node] += 1
             if owner_uid and uid == owner_uid:
