@@ -112,6 +112,10 @@ class Reconciler:
                   trigger_time: str = "") -> Plan:
         """Slices of address types the Service no longer has go; each remaining type is reconciled alone."""
         plan = Plan()
+        keys = self._slice_keys.get((svc.get("metadata") or {}).get("uid", ""))
+        if keys:  # forget slices that are gone
+            for name in keys.keys() - {_name(s) for s in existing}:
+                del keys[name]
         types = address_types(svc)
         by_type: dict[str, list[Obj]] = {t: [] for t in types}
         for s in existing:
