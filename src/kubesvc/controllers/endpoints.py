@@ -152,9 +152,9 @@ def desired_subsets(svc: Obj, pods: list[Obj], memo: dict[str, Any] | None = Non
         for port in ports:
             seen = by_port.setdefault(port, {})
             seen[key] = seen.get(key, True) and ready  # not ready wins, as upstream
-    groups: dict[tuple[tuple[tuple[bytes, str], bool], ...], list[tuple[str, int, str, str]]] = {}
-    for port, members in by_port.items():
-        groups.setdefault(tuple(sorted(members.items())), []).append(port)
+    groups: dict[tuple[tuple[tuple[bytes, str], bool], ...], list[_Port]] = {}
+    for port, seen_by_addr in by_port.items():
+        groups.setdefault(tuple(sorted(seen_by_addr.items())), []).append(port)
     subsets = []
     for members, ports in groups.items():
         subset: Obj = {}
@@ -257,11 +257,11 @@ def desired_endpoints(svc: Obj, pods: list[Obj], current: Obj | None, trigger_ti
             annotations[key] = value
         else:
             annotations.pop(key, None)
-    for field, value in (("labels", labels), ("annotations", annotations)):
-        if value:
-            meta[field] = value
+    for name, mapping in (("labels", labels), ("annotations", annotations)):
+        if mapping:
+            meta[name] = mapping
         else:
-            meta.pop(field, None)  # empty maps are omitted on the wire, as upstream's omitempty
+            meta.pop(name, None)  # empty maps are omitted on the wire, as upstream's omitempty
     out: Obj = {"apiVersion": "v1", "kind": "Endpoints", "metadata": meta}
     if subsets:
         out["subsets"] = subsets
@@ -341,7 +341,8 @@ class EndpointsController(Controller):
         skey = str(key)
         ns, name = split_key(skey)
         svc = self.services.store.get(skey)
-        current = self.endpoints.store.get(skey)
+        cached = self.endpoints.store.get(skey)
+        current = next(iter(self.own.view(skey, [cached] if cached is not None else [])), None)
         if svc is None:
             self.triggers.forget(skey)
             self.memo.pop(skey, None)
@@ -363,8 +364,13 @@ class EndpointsController(Controller):
                     return  # the namespace is going away
                 raise
         else:
-            result = await self.client.replace(ENDPOINTS, body, ns)
-        self.own.wrote(self.endpoints.store, result)
+            try:
+                result = await self.client.replace(ENDPOINTS, body, ns)
+            except ApiError as e:
+                if e.code == 404:
+                    self.own.drop(skey, body)
+                raise
+        self.own.wrote(skey, result)
 
     async def _delete(self, current: Obj, ns: str, name: str) -> None:
         try:
@@ -372,4 +378,5 @@ class EndpointsController(Controller):
         except ApiError as e:
             if e.code != 404:
                 raise
-        self.own.deleted(self.endpoints.store, current)
+        self.own.deleted(f"{ns}/{name}", current)
+        self.own.forget(f"{ns}/{name}")

@@ -27,7 +27,13 @@ from kubesvc.client.informer import split_key
 from kubesvc.client.rest import ApiClient
 from kubesvc.client.sharedinformers import SharedInformerFactory
 
-from .endpointslice.controller import SLICE_SERVICE, SLICES, apply_slice_plan, index_slice_service
+from .endpointslice.controller import (
+    SLICE_INDEXERS,
+    SLICE_SERVICE,
+    SLICES,
+    apply_slice_plan,
+    index_slice_service,
+)
 from .endpointslice.model import (
     ANNOTATION_LAST_APPLIED,
     ANNOTATION_LEADER,
@@ -196,7 +202,7 @@ class EndpointSliceMirroringController(Controller):
         self.endpoints = self.factory.informer(ENDPOINTS)
         self.services = self.factory.informer(SERVICES)
         self.slices = self.factory.informer(SLICES, label_selector=f"{LABEL_MANAGED_BY}={MIRRORING_CONTROLLER_NAME}",
-                                            indexers={SLICE_SERVICE: index_slice_service})
+                                            indexers=SLICE_INDEXERS)
         self.informers += [self.endpoints, self.services, self.slices]
         self.endpoints.add_handler(self._obj_event, lambda old, new: self._obj_event(new), self._obj_event)
         self.services.add_handler(self._obj_event, self._svc_updated, self._obj_event)
@@ -227,10 +233,10 @@ class EndpointSliceMirroringController(Controller):
         skey = str(key)
         ns, _ = split_key(skey)
         ep = self.endpoints.store.get(skey)
-        existing = [s for s in self.slices.store.by_index(SLICE_SERVICE, skey)
+        existing = [s for s in self.own.view(skey, self.slices.store.by_index(SLICE_SERVICE, skey))
                     if not (s.get("metadata") or {}).get("deletionTimestamp")]
         if ep is not None and should_mirror(ep, self.services.store.get(skey)):
             plan = mirror(ep, existing)
         else:
             plan = Plan(delete=existing)
-        await apply_slice_plan(self.client, self.slices.store, self.own, ns or "", plan)
+        await apply_slice_plan(self.client, self.own, skey, ns or "", plan)

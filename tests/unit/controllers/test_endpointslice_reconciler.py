@@ -28,6 +28,7 @@ from kubesvc.controllers.endpointslice.model import (
     LABEL_MANAGED_BY,
     LABEL_SERVICE_NAME,
 )
+from kubesvc.controllers.endpointslice.ownwrites import OwnWrites
 from kubesvc.controllers.endpointslice.reconciler import Plan, Reconciler
 from kubesvc.controllers.endpointslice.triggertime import TriggerTimeTracker
 from kubesvc.testing.endpointfixtures import NODES, SVC_UID, pod, service
@@ -441,3 +442,30 @@ def test_memo_reuses_unchanged_pods_and_recomputes_changed_ones() -> None:
     nodes["node-1"]["metadata"]["resourceVersion"] = "2"
     plan = r.reconcile(svc, pods, slices, nodes)
     assert {e["zone"] for e in plan.update[0]["endpoints"]} == {"zone-z"}
+
+
+def _obj(name: str, rv: str) -> Obj:
+    return {"metadata": {"name": name, "namespace": "default", "resourceVersion": rv}}
+
+
+def test_own_writes_overlay_a_stale_cache_until_it_catches_up() -> None:
+    """A create, update or delete is seen by the next sync before the watch brings it; echoes are ignored."""
+    own = OwnWrites()
+    own.wrote("default/web", _obj("a", "5"))
+    own.wrote("default/web", _obj("b", "7"))
+    own.deleted("default/web", _obj("c", "3"))
+    view = own.view("default/web", [_obj("b", "6"), _obj("c", "3")])
+    assert sorted((o["metadata"]["name"], o["metadata"]["resourceVersion"]) for o in view) == [("a", "5"), ("b", "7")]
+    assert own.is_echo(_obj("b", "7")) and own.is_echo(_obj("b", "6")) and not own.is_echo(_obj("b", "8"))
+    caught_up = [_obj("a", "5"), _obj("b", "9")]
+    assert own.view("default/web", caught_up) == caught_up
+    assert own.view("default/other", [_obj("x", "1")]) == [_obj("x", "1")]
+
+
+def test_a_delete_by_someone_else_ends_the_overlay() -> None:
+    own = OwnWrites()
+    own.wrote("default/web", _obj("a", "5"))
+    assert own.is_delete_echo(_obj("a", "5")) is False
+    assert own.view("default/web", []) == []
+    own.deleted("default/web", _obj("a", "5"))
+    assert own.is_delete_echo(_obj("a", "5")) is True

@@ -26,7 +26,7 @@ from typing import Any
 
 from kubesvc.api.resources import Resource, by_plural
 from kubesvc.client.controller import Controller, Requeue
-from kubesvc.client.informer import Store, split_key
+from kubesvc.client.informer import IndexFunc, split_key
 from kubesvc.client.rest import ApiClient, ApiError
 from kubesvc.client.sharedinformers import SharedInformerFactory
 
@@ -66,6 +66,9 @@ def index_slice_service(s: Obj) -> list[str]:
     return [f"{s['metadata'].get('namespace', '')}/{name}"] if name else []
 
 
+SLICE_INDEXERS: dict[str, IndexFunc] = {SLICE_SERVICE: index_slice_service}
+
+
 class EndpointSliceController(Controller):
     name = "endpointslice"
 
@@ -82,7 +85,7 @@ class EndpointSliceController(Controller):
         self.pods = self.factory.informer(PODS, indexers=POD_INDEXERS)
         self.nodes = self.factory.informer(NODES)
         self.slices = self.factory.informer(SLICES, label_selector=f"{LABEL_MANAGED_BY}={CONTROLLER_NAME}",
-                                            indexers={SLICE_SERVICE: index_slice_service})
+                                            indexers=SLICE_INDEXERS)
         self.informers += [self.services, self.pods, self.nodes, self.slices]
         self.services.add_handler(self._svc_event, lambda old, new: self._svc_event(new), self._svc_deleted)
         self.pods.add_handler(lambda p: self._pod_event(None, p), self._pod_event,
@@ -144,25 +147,26 @@ class EndpointSliceController(Controller):
         svc = self.services.store.get(skey)
         if svc is None:
             self.triggers.forget(skey)
+            self.own.forget(skey)
             return
         if (svc.get("spec") or {}).get("type") == "ExternalName" or service_selector(svc) is None:
             return
         pods = pods_for_service(self.pods.store, svc)
-        existing = [s for s in self.slices.store.by_index(SLICE_SERVICE, skey)
+        existing = [s for s in self.own.view(skey, self.slices.store.by_index(SLICE_SERVICE, skey))
                     if not (s.get("metadata") or {}).get("deletionTimestamp")]
         trigger = self.triggers.compute(skey, svc, pods)
         plan = self.reconciler.reconcile(svc, pods, existing, self.nodes.store, trigger)
         ns, _ = split_key(skey)
-        await self._apply(ns or "", plan)
+        await self._apply(skey, ns or "", plan)
         if plan.errors:
             raise Requeue(5.0, "; ".join(plan.errors[:3]))
 
-    async def _apply(self, ns: str, plan: Plan) -> None:
-        self.slice_writes += await apply_slice_plan(self.client, self.slices.store, self.own, ns, plan)
+    async def _apply(self, owner: str, ns: str, plan: Plan) -> None:
+        self.slice_writes += await apply_slice_plan(self.client, self.own, owner, ns, plan)
 
 
-async def apply_slice_plan(client: ApiClient, store: Store, own: OwnWrites, ns: str, plan: Plan) -> int:
-    """Write a plan; each result goes straight into ``store`` (see :mod:`.ownwrites`).  Returns writes made."""
+async def apply_slice_plan(client: ApiClient, own: OwnWrites, owner: str, ns: str, plan: Plan) -> int:
+    """Write a plan, recording each result with ``own`` (see :mod:`.ownwrites`).  Returns writes made."""
     writes = 0
     for body in plan.create:
         try:
@@ -172,9 +176,14 @@ async def apply_slice_plan(client: ApiClient, store: Store, own: OwnWrites, ns: 
                 return writes  # the namespace is going away; creates will keep failing, drop them
             raise
         writes += 1
-        own.wrote(store, created)
+        own.wrote(owner, created)
     for body in plan.update:
-        own.wrote(store, await client.replace(SLICES, body, ns))
+        try:
+            own.wrote(owner, await client.replace(SLICES, body, ns))
+        except ApiError as e:
+            if e.code == 404:
+                own.drop(owner, body)
+            raise
         writes += 1
     for s in plan.delete:
         try:
@@ -183,7 +192,7 @@ async def apply_slice_plan(client: ApiClient, store: Store, own: OwnWrites, ns: 
             if e.code != 404:
                 raise
         writes += 1
-        own.deleted(store, s)
+        own.deleted(owner, s)
     return writes
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubesvc.client.informer import Store
+from kubesvc.client.informer import IndexFunc, Store
 
 from .model import is_pod_ready, is_terminating, pod_ips, service_selector
 
@@ -50,8 +50,8 @@ def index_pod_node(pod: Obj) -> list[str]:
     return [node] if node else []
 
 
-POD_INDEXERS = {POD_LABELS: index_pod_labels, POD_NODE: index_pod_node}
-SERVICE_INDEXERS = {SERVICE_SELECTOR: index_service_selector}
+POD_INDEXERS: dict[str, IndexFunc] = {POD_LABELS: index_pod_labels, POD_NODE: index_pod_node}
+SERVICE_INDEXERS: dict[str, IndexFunc] = {SERVICE_SELECTOR: index_service_selector}
 
 
 def services_for_pod(services: Store, pod: Obj) -> set[str]:

@@ -135,7 +135,8 @@ class Reconciler:
         publish = bool((svc.get("spec") or {}).get("publishNotReadyAddresses"))
         svc_uid = (svc.get("metadata") or {}).get("uid", "")
         memo_key = f"{svc_uid}/{addr_type}"
-        memo, fresh = self._memo.get(memo_key, {}), {}
+        memo = self._memo.get(memo_key, {})
+        fresh: dict[str, _Memo] = {}
         groups: dict[PortKey, _Group] = {}
         for pod in pods:
             if not should_pod_be_in_endpoints(pod, include_terminating=True):
