@@ -220,7 +220,9 @@ def test_load_balancer_health_check_and_no_node_ports(cluster: Cluster, ns: str)
                             healthCheckNodePort=30090, ports=[{"port": 80}]))
     assert spec_of(cluster, "lb-hc", "-n", ns)["healthCheckNodePort"] == 30090
     # allocateLoadBalancerNodePorts: false takes no node port (explicit ones are still honoured)
+    # a class no controller here serves, so the address stays <pending>
     apply(cluster, manifest("lb-none", ns, type="LoadBalancer", allocateLoadBalancerNodePorts=False,
+                            loadBalancerClass="example.com/elsewhere",
                             ports=[{"name": "a", "port": 80}, {"name": "b", "port": 81, "nodePort": 30091}]))
     spec = spec_of(cluster, "lb-none", "-n", ns)
     assert [p.get("nodePort") for p in spec["ports"]] == [None, 30091]
@@ -354,7 +356,8 @@ def test_get_columns_per_type_and_describe(cluster: Cluster, ns: str) -> None:
         manifest("c-headless", ns, clusterIP="None"),
         manifest("c-np", ns, type="NodePort", ports=[{"name": "http", "port": 80, "nodePort": 30081},
                                                      {"name": "https", "port": 443, "nodePort": 30444}]),
-        manifest("c-lb", ns, type="LoadBalancer", ports=[{"port": 80, "protocol": "UDP"}]),
+        manifest("c-lb", ns, type="LoadBalancer", loadBalancerClass="example.com/elsewhere",
+                 ports=[{"port": 80, "protocol": "UDP"}]),
         manifest("c-en", ns, type="ExternalName", externalName="my.database.example.com"),
         manifest("c-eip", ns, externalIPs=["203.0.113.5", "203.0.113.6"], ports=[{"port": 80}]),
     ]))
