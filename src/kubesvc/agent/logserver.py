@@ -72,6 +72,9 @@ def make_app(find: FindPod, token: str) -> web.Application:
     app = web.Application()
     app.router.add_get("/containerLogs/{ns}/{pod}/{container}", container_logs)
     app.router.add_get("/healthz", lambda r: _ok())
+    from kubesvc.agent.streams import make_exec_handler  # kubectl exec (websocket channels)
+
+    app.router.add_get("/exec/{ns}/{pod}/{container}", make_exec_handler(find, token))
     return app
 
 

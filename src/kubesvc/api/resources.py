@@ -67,7 +67,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Namespace", "namespaces", "namespace", namespaced=False, short_names=("ns",),
              subresources=("status", "finalize"), field_selectors=("status.phase",)),
     Resource("", "v1", "Pod", "pods", "pod", short_names=("po",), categories=("all",),
-             subresources=("status", "log", "binding", "eviction"),
+             subresources=("status", "log", "binding", "eviction", "exec", "portforward", "attach"),
              field_selectors=("spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
                               "spec.serviceAccountName", "spec.hostNetwork", "status.phase",
                               "status.podIP", "status.nominatedNodeName")),

@@ -55,6 +55,10 @@ async def dispatch(h: ResourceHandlers, request: web.Request, info: RequestInfo,
         return hs.json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201)
     elif sub == "log" and m == "GET":
         return await _log(h, request, res, ns, name)
+    elif sub in ("exec", "portforward", "attach"):
+        from kubesvc.apiserver import streaming
+
+        return await streaming.dispatch(h, request, res, ns, name, sub)
     raise errors.method_not_allowed("the server does not allow this method on the requested resource")
 
 
