@@ -5,29 +5,16 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import textwrap
 from pathlib import Path
 
 import pytest
 
+from kubesvc.cli.seed import SEED_CLUSTERIP
 from kubesvc.testing.cluster import Cluster
 
 pytestmark = pytest.mark.e2e
 
-SEED_SVC = textwrap.dedent("""\
-    apiVersion: v1
-    kind: Service
-    metadata:
-      name: clusterip-service
-    spec:
-      type: ClusterIP
-      selector:
-        app: nginx-for-svc
-      ports:
-      - protocol: TCP
-        port: 80
-        targetPort: 80
-    """)
+SEED_SVC = SEED_CLUSTERIP
 
 
 def lines(out: str) -> list[list[str]]:

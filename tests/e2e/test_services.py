@@ -14,7 +14,6 @@ import ipaddress
 import json
 import re
 import signal
-import textwrap
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -24,41 +23,12 @@ from typing import Any
 import pytest
 import yaml
 
+from kubesvc.cli.seed import SEED_CLUSTERIP, SEED_TEMPLATE
 from kubesvc.testing.cluster import Cluster, start_cluster
 
 pytestmark = pytest.mark.e2e
 
-# The seed document's two manifests, verbatim (comments included).
-SEED_TEMPLATE = textwrap.dedent("""\
-    apiVersion: v1
-    kind: Service
-    metadata:
-      name: my-service
-    spec:
-      type: ClusterIP            # 1
-      clusterIP: 10.0.10.10      # 2
-      selector:                  # 3
-        app: MyApp
-      ports:                     # 4
-      - protocol: TCP
-        port: 80
-        targetPort: 9376
-    """)
-
-SEED_CLUSTERIP = textwrap.dedent("""\
-    apiVersion: v1
-    kind: Service
-    metadata:
-      name: clusterip-service
-    spec:
-      type: ClusterIP
-      selector:
-        app: nginx-for-svc
-      ports:
-      - protocol: TCP
-        port: 80
-        targetPort: 80
-    """)
+# The seed document's two manifests, verbatim (comments included): kubesvc.cli.seed
 
 SERVICE_NET = ipaddress.ip_network("10.0.0.0/16")
 STATIC_IPS = 256  # KEP-3070: min(max(16, 65536/16), 256) lowest addresses kept for explicit requests

@@ -29,39 +29,9 @@ from typing import Any
 
 from kubesvc.api import addressplan
 from kubesvc.cli.errors import CliError
+from kubesvc.cli.seed import SEED_CLUSTERIP, SEED_TEMPLATE
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
-
-SEED_TEMPLATE = """\
-apiVersion: v1
-kind: Service
-metadata:
-  name: my-service
-spec:
-  type: ClusterIP            # 1
-  clusterIP: 10.0.10.10      # 2
-  selector:                  # 3
-    app: MyApp
-  ports:                     # 4
-  - protocol: TCP
-    port: 80
-    targetPort: 9376
-"""
-
-SEED_CLUSTERIP = """\
-apiVersion: v1
-kind: Service
-metadata:
-  name: clusterip-service
-spec:
-  type: ClusterIP
-  selector:
-    app: nginx-for-svc
-  ports:
-  - protocol: TCP
-    port: 80
-    targetPort: 80
-"""
 
 OTHER_TYPES = """\
 apiVersion: v1

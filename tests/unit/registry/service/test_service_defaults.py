@@ -7,6 +7,7 @@ import copy
 import pytest
 import yaml
 
+from kubesvc.cli.seed import SEED_CLUSTERIP, SEED_TEMPLATE
 from kubesvc.registry.service.config import ServiceConfig
 from kubesvc.registry.service.defaults import (
     apply_decode_defaults,
@@ -19,38 +20,6 @@ from kubesvc.registry.service.defaults import (
 from kubesvc.registry.service.validation import validate_service
 
 CFG = ServiceConfig()
-
-SEED_TEMPLATE = """\
-apiVersion: v1
-kind: Service
-metadata:
-  name: my-service
-spec:
-  type: ClusterIP            # 1
-  clusterIP: 10.0.10.10      # 2
-  selector:                  # 3
-    app: MyApp
-  ports:                     # 4
-  - protocol: TCP
-    port: 80
-    targetPort: 9376
-"""
-
-SEED_CLUSTERIP = """\
-apiVersion: v1
-kind: Service
-metadata:
-  name: clusterip-service
-spec:
-  type: ClusterIP
-  selector:
-    app: nginx-for-svc
-  ports:
-  - protocol: TCP
-    port: 80
-    targetPort: 80
-"""
-
 
 def load(text: str) -> dict:
     svc = yaml.safe_load(text)
