@@ -30,6 +30,7 @@ import pty
 import shutil
 import signal
 import struct
+import subprocess
 import termios
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -106,22 +107,24 @@ class _Exec:
             if not self.ws.closed:
                 await self.ws.send_bytes(bytes([channel]) + data)
 
-    async def start(self, w: PodWorker, env: dict[str, str]) -> None:
+    async def start(self, w: PodWorker, env: dict[str, str], cwd: str) -> None:
         full = containers.container_argv(w.netns, w.hostname, self.argv)
+        cwd = cwd if os.path.isdir(cwd) else "/"
         if self.tty:
             master, slave = pty.openpty()
             self.master = master
             os.set_blocking(master, False)
             try:
+                # setsid(1) makes the terminal the session's controlling tty (no preexec_fn under uvloop)
                 self.proc = await asyncio.create_subprocess_exec(
-                    *full, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
-                    preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+                    "setsid", "--wait", "--ctty", *full, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd)
             finally:
                 os.close(slave)
         else:
             self.proc = await asyncio.create_subprocess_exec(
                 *full, stdin=asyncio.subprocess.PIPE if self.want_stdin else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, cwd=cwd,
+                start_new_session=True)
 
     async def _pump(self, reader: asyncio.StreamReader, channel: int) -> None:
         while chunk := await reader.read(32768):
@@ -251,9 +254,9 @@ def make_exec_handler(find: FindPod, token: str) -> Callable[[web.Request], Any]
             await ws.close()
             return ws
         try:
-            await ex.start(w, env)
+            await ex.start(w, env, c.spec.get("workingDir") or "/")
             rc = await ex.run()
-        except OSError as e:
+        except (OSError, subprocess.SubprocessError) as e:
             await ex.send(ERROR, failure_status(f"error executing command in container: {e}"))
         else:
             await ex.send(ERROR, success_status() if rc == 0 else exit_status(argv, rc))

@@ -99,6 +99,10 @@ async def _exec(h: ResourceHandlers, request: web.Request, pod: Obj) -> web.Stre
     container = _container(request, pod)
     if not request.query.getall("command", []):
         raise errors.bad_request("you must specify at least 1 command")
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    state = next((s.get("state") or {} for s in statuses if s.get("name") == container), {})
+    if "running" not in state and container in [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]:
+        raise errors.bad_request(f'unable to upgrade connection: container not found ("{container}")')
     if not _is_websocket(request):
         raise errors.bad_request("kubesvc serves exec over WebSocket only (v5.channel.k8s.io, v4.channel.k8s.io); "
                                  "the SPDY upgrade is not supported")

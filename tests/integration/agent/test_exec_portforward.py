@@ -100,3 +100,12 @@ def test_port_forward(c1: Cluster, target: str, tmp_path: Path) -> None:
     finally:
         pf.terminate()
         pf.wait(10)
+
+
+def test_exec_tty(c1: Cluster) -> None:
+    """``-it`` under a terminal (script(1) gives kubectl one): a pty in the pod, exit code passed on."""
+    kc = f"{KUBECTL} --kubeconfig={c1.kubeconfig} --cache-dir={c1.cache_dir}"
+    cmd = f"(printf 'tty; exit 4\\n'; sleep 3) | script -qec \"{kc} exec -it client -- sh\" /dev/null"
+    p = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 4, p.stdout + p.stderr
+    assert "/dev/pts/" in p.stdout
