@@ -22,6 +22,7 @@ from .nftables import NftBackend
 from .ruleset import Chain, Element, Ruleset, SetDef, element_text
 
 CHUNK = 2000  # elements per ``add element`` command: keeps lines sane on a full sync
+PICK_ROTATE = 4  # trusted ``pick-N`` chains a periodic full sync rewrites anyway, in turn
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class Applier:
         self.family, self.table = family, table
         self.written: Ruleset | None = None
         self.need_full = True
+        self._suspect = True  # nothing written yet, or a transaction failed: trust no chain of ours
+        self._turn = 0  # which trusted pick chains the next full sync rewrites anyway
 
     def sync(self, desired: Ruleset, changed: Iterable[str] | None = None) -> SyncResult:
         """Make the kernel match ``desired``; ``changed`` None (or a pending full sync) means all."""
@@ -88,8 +91,10 @@ class Applier:
             try:
                 self.backend.apply(text)
             except Exception:
-                self.need_full = True
+                self.need_full = self._suspect = True
                 raise
+        if full:
+            self._suspect = False
         self.written = Ruleset(dict(desired.chains), dict(desired.sets), desired.elements, dict(desired.services))
         self.need_full = False
         return SyncResult(full, 0 if (not full and tx.empty) else text.count("\n"), len(text), text)
@@ -102,25 +107,50 @@ class Applier:
             tx.add_set(s)
             if s.name in have_sets and not s.dynamic:
                 tx.rules.append(f"flush {s.kind} {tx.t} {s.name}")
+        trusted = self._trusted_picks(desired, have_chains)
         for c in chains.values():
             if c.name in have_chains:
                 tx.create.append(f"add chain {tx.t} {c.name} {c.declaration()}".rstrip())
-            tx.write_chain(c, new=c.name not in have_chains)
-        seen: set[tuple[str, str]] = set()
-        for e in self._elements(desired):
-            if (e[0], e[1]) not in seen:  # two Services claiming one key: the first keeps it
-                seen.add((e[0], e[1]))
-                tx.add_el[e[0]].append(element_text(e))
+            if c.name not in trusted:
+                tx.write_chain(c, new=c.name not in have_chains)
+        # key -> text per set; two Services claiming one key: the first keeps it, so the groups are
+        # written last to first and an earlier one overwrites (dict.update of cached pairs, in C)
+        by_set: dict[str, dict[str, str]] = defaultdict(dict)
+        for rules in reversed(list(desired.services.values())):
+            for name, pairs in rules.rendered().items():
+                by_set[name].update(pairs)
+        for e in desired.elements:  # shared elements first of all
+            by_set[e[0]][e[1]] = element_text(e)
+        for name, texts in by_set.items():
+            tx.add_el[name] = list(texts.values())
         tx.drop_chains += sorted(have_chains - set(chains))
         static_maps = {s.name for s in L.STATIC_SETS.values() if s.is_map}  # services own only sets
         tx.drop_sets += [("map" if n in static_maps else "set", n) for n in sorted(have_sets - set(sets))]
         return tx
 
-    @staticmethod
-    def _elements(rs: Ruleset) -> Iterable[Element]:
-        yield from rs.elements
-        for s in rs.services.values():
-            yield from s.elements
+    def _trusted_picks(self, desired: Ruleset, have_chains: set[str]) -> set[str]:
+        """The ``pick-N`` chains a full sync may leave as they are.
+
+        Rewriting a rule that names a map makes the kernel walk the map's
+        elements when it binds it: the 32+ ``pick-N`` chains name the endpoint
+        maps, so rewriting them all costs about half a second at 100,000
+        endpoints (a third of the nft time of a full sync).  Their rules are a
+        function of N alone, so a chain we wrote in a committed transaction,
+        unchanged since and still present, is left alone, except
+        ``PICK_ROTATE`` of them rewritten in turn on every full sync: drift a
+        third party makes inside one is repaired within a few periods.
+        Everything is rewritten after a failed transaction.
+        """
+        if self._suspect or self.written is None:
+            return set()
+        picks = sorted(n for n, c in desired.chains.items()
+                       if n.startswith("pick-") and n in have_chains and self.written.chains.get(n) == c)
+        if not picks:
+            return set()
+        start = self._turn % len(picks)
+        self._turn = start + PICK_ROTATE
+        redo = {picks[(start + i) % len(picks)] for i in range(min(PICK_ROTATE, len(picks)))}
+        return set(picks) - redo
 
     def _partial(self, desired: Ruleset, changed: set[str]) -> _Tx:
         old = self.written

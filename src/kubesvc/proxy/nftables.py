@@ -65,16 +65,23 @@ class Nft:
             self._pool = None
 
     def list_objects(self, family: str = "ip", name: str = "kubesvc") -> tuple[set[str], set[str]]:
-        """Names of our chains and sets; terse (``-t``) so elements are not read."""
-        try:
-            out = self._run(["-t", "list", "table", family, name])
-        except NftError as e:
-            if "No such file" in str(e):
-                return set(), set()
-            raise
-        chains, sets = set(), set()
-        for kind, obj in _OBJ.findall(out):
-            (chains if kind == "chain" else sets).add(obj.strip('"'))
+        """Names of our chains and sets, without reading a single element or rule.
+
+        ``nft -t list table`` looks terse but still fetches every element and
+        rule of the table (over a second at 10,000 Services, several when the
+        machine is busy); ``list chains`` / ``list sets`` / ``list maps`` of
+        the family fetch only the objects (milliseconds at any size).  They
+        print every table of the family: only our table's block counts.
+        """
+        out = self._run(["-t", "-f", "-"], stdin=f"list chains {family}\nlist sets {family}\nlist maps {family}\n")
+        chains: set[str] = set()
+        sets: set[str] = set()
+        ours = False
+        for line in out.splitlines():
+            if line.startswith("table "):
+                ours = line.split()[1:3] in ([family, name], [family, f'"{name}"'])
+            elif ours and (m := _OBJ.match(line)) and not line.startswith("\t\t"):
+                (chains if m.group(1) == "chain" else sets).add(m.group(2).strip('"'))
         return chains, sets
 
     def delete_table(self, family: str = "ip", name: str = "kubesvc") -> None:

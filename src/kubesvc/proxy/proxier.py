@@ -89,6 +89,7 @@ class Proxier:
         self.node = NodeInfo(config.node_name, cluster_cidr=config.cluster_cidr)
         self.ids = PortIds()
         self.plans: dict[str, ServiceRules] = {}
+        self._planned_from: dict[str, tuple[tuple[ServicePort, ...], EndpointsByPort, NodeInfo]] = {}
         self.applied = _Applied()
         self.synced = {"services": False, "endpointslices": False}
         self.node_changed = True
@@ -160,9 +161,15 @@ class Proxier:
                 if sp.key not in live:
                     self.ids.release(sp.key)
             if ports:
-                self.plans[key] = plan_service(ports, endpoints.get(key, {}), node, self.ids)
+                eps = endpoints.get(key, {})
+                # a full sync repairs the kernel, not the plans: a Service planned from these very
+                # inputs keeps its plan (and the nft text rendered from it)
+                if key not in self.plans or self._planned_from.get(key) != (ports, eps, node):
+                    self.plans[key] = plan_service(ports, eps, node, self.ids)
+                    self._planned_from[key] = (ports, eps, node)
             else:
                 self.plans.pop(key, None)
+                self._planned_from.pop(key, None)
         desired = assemble(self.plans, node)
         return self.applier.sync(desired, None if full else keys)
 

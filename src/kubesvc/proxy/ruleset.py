@@ -49,6 +49,21 @@ class ServiceRules:
     chains: dict[str, Chain] = field(default_factory=dict)
     sets: dict[str, SetDef] = field(default_factory=dict)
     pick_sizes: frozenset[int] = frozenset()  # which shared ``pick-N`` chains it jumps to
+    _rendered: dict[str, list[tuple[str, str]]] | None = field(default=None, repr=False, compare=False)
+
+    def rendered(self) -> dict[str, list[tuple[str, str]]]:
+        """Its elements as nft text, by set: ``{name: [(key, "key : value"), ...]}``.
+
+        Rendered once per plan and kept: a full sync writes every Service's
+        elements, but only a replanned Service (a new object) is rendered
+        again.  Call it only once planning has filled ``elements``.
+        """
+        if self._rendered is None:
+            out: dict[str, list[tuple[str, str]]] = {}
+            for e in self.elements:
+                out.setdefault(e[0], []).append((e[1], element_text(e)))
+            self._rendered = out
+        return self._rendered
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, ServiceRules) and self.elements == other.elements

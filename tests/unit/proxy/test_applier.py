@@ -125,3 +125,34 @@ def test_a_cluster_ip_reused_by_another_service_in_one_sync() -> None:
     w.slices["default/new"] = endpoint_slice("new", endpoint("10.244.2.42", "node-2"))
     w.sync({"default/s0", "default/new"})
     assert endpoints_of(reach(w.fake, "10.244.1.50", "10.0.1.0")) == {"10.244.2.42:8080"}
+
+
+def test_full_resync_rewrites_trusted_pick_chains_in_turn_and_repairs_them() -> None:
+    from kubesvc.proxy.applier import PICK_ROTATE
+
+    w = World(2)
+    w.sync()
+    w.fake.apply("flush chain ip kubesvc pick-1\n")  # a third party breaks every one-endpoint Service
+    assert endpoints_of(reach(w.fake, "10.244.1.50", "10.0.1.1")) == set()
+    rewritten = []
+    for _ in range(40 // PICK_ROTATE):
+        w.applier.need_full = True
+        text = w.sync().text
+        picks = {line.split()[4] for line in text.splitlines() if line.startswith("flush chain ip kubesvc pick-")}
+        assert len(picks) == PICK_ROTATE
+        rewritten.append(picks)
+    assert set().union(*rewritten) >= {f"pick-{n}" for n in range(1, 33)}
+    assert endpoints_of(reach(w.fake, "10.244.1.50", "10.0.1.1")) == {"10.244.1.11:8080"}
+
+
+def test_after_a_failed_transaction_a_full_sync_rewrites_every_chain() -> None:
+    w = World(2)
+    w.sync()
+    w.fake.apply("flush chain ip kubesvc pick-1\n")
+    w.fake.fail_next = 1
+    w.slices["default/s0"]["endpoints"].append(endpoint("10.244.2.8", "node-2"))
+    with pytest.raises(NftError):
+        w.sync({"default/s0"})
+    text = w.sync({"default/s0"}).text
+    assert all(f"flush chain ip kubesvc pick-{n}\n" in text for n in range(1, 33))
+    assert endpoints_of(reach(w.fake, "10.244.1.50", "10.0.1.1")) == {"10.244.1.11:8080"}
