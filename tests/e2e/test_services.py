@@ -398,7 +398,9 @@ def _mixed_requests(n: int, distinct: bool) -> list[tuple[str, dict[str, Any], s
     for i in range(n):
         k = i // 4
         ip = f"10.0.0.{20 + (k if distinct else k % 30)}" if i % 4 == 0 else ""
-        np = (30200 + (k if distinct else k % 30)) if i % 4 == 1 else 0
+        # shared ports sit in the static band (30000-30085), which automatic picks avoid; distinct ones
+        # (a run on its own cluster) go above it
+        np = ((30200 + k) if distinct else (30010 + k % 30)) if i % 4 == 1 else 0
         out.append((f"c{i}", _body(f"c{i}", ip=ip, node_port=np, node_port_type=i % 4 == 2), ip, np))
     return out
 
