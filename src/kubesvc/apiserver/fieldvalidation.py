@@ -209,9 +209,10 @@ def _schema_for(group: str, version: str, kind: str) -> str | None:
     return None
 
 
-def _inspect(obj: Any, schema: dict[str, Any], struct: str = "") -> _Findings:
+def _inspect(obj: Any, schema: dict[str, Any] | str, struct: str = "") -> _Findings:
+    """Walk ``obj`` against a schema (a name: compiled once and cached; a dict: compiled now)."""
     found = _Findings()
-    _walk(obj, _compile(schema), [], struct, found)
+    _walk(obj, _compile_named(schema) if isinstance(schema, str) else _compile(schema), [], struct, found)
     return found
 
 
@@ -237,7 +238,7 @@ def check(res: Resource, obj: dict[str, Any], mode: str | None, old: dict[str, A
     name = _schema_for(res.group, res.version, res.kind)
     if name is None:
         return []
-    found = _inspect(obj, ALL_SCHEMAS[name], res.kind)
+    found = _inspect(obj, name, res.kind)
     prefix = f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: '
     if found.type_error:
         raise errors.bad_request(prefix + found.type_error)
@@ -245,7 +246,7 @@ def check(res: Resource, obj: dict[str, Any], mode: str | None, old: dict[str, A
     if mode == "Ignore" or not unknown:
         return []
     if old is not None:
-        before = set(_inspect(old, ALL_SCHEMAS[name], res.kind).unknown)
+        before = set(_inspect(old, name, res.kind).unknown)
         unknown = [u for u in unknown if u not in before]
         if not unknown:
             return []
