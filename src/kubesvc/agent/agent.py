@@ -146,6 +146,7 @@ class Agent:
         await asyncio.gather(*self._tasks, *self._terminating.values(), return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
+        self.net.close()
 
     async def _stop_worker(self, w: PodWorker, grace: float) -> None:
         await w.stop(grace)

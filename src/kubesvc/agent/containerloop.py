@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import subprocess
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -114,8 +115,13 @@ class ContainerLoop:
         self.w.event("Normal", "Pulled", f'Container image "{image}" already present on machine', self.name)
         self.w.event("Normal", "Created", f"Created container {self.name}", self.name)
         log_path = self.w.log_path(self.name, self.rec.restart_count)
-        proc = await containers.start(self.w.netns, self.w.hostname, argv, env, log_path,
-                                      self.spec.get("workingDir") or "/")
+        try:
+            proc = await containers.start(self.w.netns, self.w.hostname, argv, env, log_path,
+                                          self.spec.get("workingDir") or "/")
+        except (OSError, subprocess.SubprocessError) as e:  # exec failed: what runc reports
+            msg = f"failed to create containerd task: failed to start shim task: {e}: unknown"
+            self.w.event("Warning", "Failed", f"Error: {msg}", self.name)
+            return Exit(128, "StartError", msg)
         self.w.event("Normal", "Started", f"Started container {self.name}", self.name)
         return proc
 

@@ -1,10 +1,13 @@
 """Containers as host processes inside the pod's network namespace.
 
-A container is ``ip netns exec <pod-ns> unshare --uts -- sh -c 'hostname ..; exec ..'``:
-every step execs, so the pid the agent holds is the container's own program,
-in the pod's network namespace, in its own UTS namespace named after the pod,
-seeing the pod's ``/etc/resolv.conf`` and ``/etc/hosts`` (bind-mounted by
-``ip netns exec``), in its own session so signals reach its whole group.
+A container is started directly (one fork in a worker thread, then exec of
+its own program: the pid the agent holds is the container's program): the
+child joins the pod's network namespace, gets its own UTS namespace named
+after the pod and its own mount namespace in which, as ``ip netns exec``
+does, ``/etc/netns/<pod-ns>/*`` (the pod's ``resolv.conf`` and ``hosts``) are
+bound over ``/etc/*`` and ``/sys`` shows the pod's network; it runs in its own
+session so signals reach its whole group.  (:func:`container_argv`, the same
+thing spelled as commands, is what ``kubectl exec`` runs.)
 stdout and stderr go straight to a log file, so a process outlives an agent
 restart and keeps logging; the new agent adopts it by pid (checked against
 the start time in ``/proc``, so a reused pid is never mistaken for it).
@@ -16,8 +19,13 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
+
+from kubesvc.agent import nsutil
+from kubesvc.agent.hostnet import NETNS_CONF_DIR
 
 _WRAP = 'hostname "$0" && exec "$@"'
 
@@ -40,15 +48,33 @@ def proc_start_ticks(pid: int) -> int | None:
     return int(fields[19])
 
 
-class ChildProc:
-    """A container the agent started: asyncio gives the exit status."""
+async def _pidfd_wait(pid: int) -> None:
+    """Until the process ``pid`` ends (its pidfd turns readable)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (ProcessLookupError, OSError):
+        return
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    loop.add_reader(fd, lambda: done.done() or done.set_result(None))
+    try:
+        await done
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+
+class ChildProc:
+    """A container the agent started: its pidfd says when it ends, waitpid gives the exit status."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
         self.pid = proc.pid
 
     async def wait(self) -> int:
-        rc = await self.proc.wait()
+        if self.proc.returncode is None:
+            await _pidfd_wait(self.pid)
+        rc = self.proc.wait()  # it has ended: reaps at once
         return 128 - rc if rc < 0 else rc  # killed by a signal: 128+signal, as container runtimes report
 
 
@@ -59,18 +85,7 @@ class AdoptedProc:
         self.pid = pid
 
     async def wait(self) -> int:
-        try:
-            fd = os.pidfd_open(self.pid)
-        except (ProcessLookupError, OSError):
-            return 0
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        loop.add_reader(fd, lambda: done.done() or done.set_result(None))
-        try:
-            await done
-        finally:
-            loop.remove_reader(fd)
-            os.close(fd)
+        await _pidfd_wait(self.pid)
         return 0
 
 
@@ -78,16 +93,53 @@ def container_argv(netns: str, hostname: str, argv: list[str]) -> list[str]:
     return ["ip", "netns", "exec", netns, "unshare", "--uts", "--", "sh", "-c", _WRAP, hostname, *argv]
 
 
-async def start(netns: str, hostname: str, argv: list[str], env: dict[str, str], log_path: Path,
-                cwd: str = "/") -> ChildProc:
+def _enter_pod(netns_fd: int, hostname: str, etc_binds: list[tuple[str, str]]) -> Callable[[], None]:
+    """What runs in the child between fork and exec (only syscalls: the child is single-threaded)."""
+
+    def enter() -> None:
+        nsutil.setns(netns_fd, nsutil.CLONE_NEWNET)
+        nsutil.unshare(nsutil.CLONE_NEWNS | nsutil.CLONE_NEWUTS)
+        nsutil.mount("", "/", "none", nsutil.MS_SLAVE | nsutil.MS_REC)  # nothing leaks back to the host
+        with contextlib.suppress(OSError):  # /sys of the pod's network, as `ip netns exec` mounts it
+            nsutil.umount("/sys")
+            nsutil.mount("sysfs", "/sys", "sysfs", 0)
+        for src, dst in etc_binds:
+            nsutil.mount(src, dst, "none", nsutil.MS_BIND)
+        nsutil.sethostname(hostname)
+
+    return enter
+
+
+def _etc_binds(netns: str) -> list[tuple[str, str]]:
+    """``ip netns exec``'s rule: each /etc/netns/<ns>/NAME is bound over /etc/NAME."""
+    d = NETNS_CONF_DIR / netns
+    try:
+        names = sorted(os.listdir(d))
+    except OSError:
+        return []
+    return [(str(d / n), f"/etc/{n}") for n in names if os.path.exists(f"/etc/{n}")]
+
+
+def _spawn(netns: str, hostname: str, argv: list[str], env: dict[str, str], log_path: Path,
+           cwd: str) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *container_argv(netns, hostname, argv), stdin=asyncio.subprocess.DEVNULL, stdout=fd, stderr=fd,
-            env=env, cwd=cwd if os.path.isdir(cwd) else "/", start_new_session=True)
+        nsfd = os.open(nsutil.netns_path(netns), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env,
+                                    cwd=cwd if os.path.isdir(cwd) else "/", start_new_session=True,
+                                    preexec_fn=_enter_pod(nsfd, hostname, _etc_binds(netns)))
+        finally:
+            os.close(nsfd)
     finally:
         os.close(fd)
+
+
+async def start(netns: str, hostname: str, argv: list[str], env: dict[str, str], log_path: Path,
+                cwd: str = "/") -> ChildProc:
+    """Start the container's program in the pod (the fork happens in a worker thread, off the loop)."""
+    proc = await asyncio.to_thread(_spawn, netns, hostname, argv, env, log_path, cwd)
     return ChildProc(proc)
 
 

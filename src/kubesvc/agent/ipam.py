@@ -29,6 +29,8 @@ class IpAllocator:
         self.net = ipaddress.ip_network(cidr)
         self.path = path
         self.gateway = self.net[1]
+        self._hosts: list[ipaddress.IPv4Address | ipaddress.IPv6Address] | None = None
+        self._index: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, int] = {}
         self.by_owner: dict[str, str] = {}
         self.last: str | None = None
         if path is not None and path.exists():
@@ -61,10 +63,13 @@ class IpAllocator:
         held = self.by_owner.get(owner)
         if held:
             return held
-        hosts = [a for a in self.net.hosts() if a != self.gateway]
+        if self._hosts is None:  # computed once: a /24 is 253 address objects
+            self._hosts = [a for a in self.net.hosts() if a != self.gateway]
+            self._index = {a: i for i, a in enumerate(self._hosts)}
+        hosts = self._hosts
         start = 0
-        if self.last is not None and ipaddress.ip_address(self.last) in hosts:
-            start = hosts.index(ipaddress.ip_address(self.last)) + 1
+        if self.last is not None and ipaddress.ip_address(self.last) in self._index:
+            start = self._index[ipaddress.ip_address(self.last)] + 1
         for i in range(len(hosts)):
             addr = hosts[(start + i) % len(hosts)]
             if addr not in self._taken:

@@ -6,27 +6,35 @@ through the node (10.244.N.1).  ``/etc/netns/<ns>/resolv.conf`` and ``hosts``
 are what iproute2 bind-mounts over ``/etc`` in ``ip netns exec``, so each
 pod's processes, and only they, see the cluster DNS and their own hostname.
 
-Two ``ip -batch`` processes per pod (one in the node namespace, one in the
-pod's) keep pod start cheap.
+No process is started for it: the agent makes the namespace and talks
+netlink itself (pyroute2), in worker threads (a namespace switch is per
+thread, and the event loop never blocks on it); the pool's size bounds how
+many pods are set up at once.  The layout is iproute2's, so ``ip netns``
+sees and cleans pod namespaces as before.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import errno
 import hashlib
+import os
 import shutil
+import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from kubesvc.agent.hostnet import (
-    NETNS_CONF_DIR,
-    NODE_BRIDGE,
-    POD_NETNS_PREFIX,
-    kill_pids,
-    netns_pids,
-    remove_netns,
-)
-from kubesvc.agent.sysexec import Runner, ip_batch
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from kubesvc.agent import nsutil
+from kubesvc.agent.hostnet import NETNS_CONF_DIR, NODE_BRIDGE, POD_NETNS_PREFIX, kill_pids
+from kubesvc.agent.sysexec import Runner
 from kubesvc.api import addressplan as plan
+
+SETUP_PARALLEL = 8  # pods whose namespaces are built at once (worker threads)
 
 Obj = dict[str, Any]
 
@@ -97,11 +105,16 @@ def hosts_file(pod: Obj, ip: str) -> str:
 class PodNetwork:
     """Creates and removes pod namespaces on one node (the agent runs inside the node namespace)."""
 
-    def __init__(self, runner: Runner, pod_cidr: str, conf_dir: Path = NETNS_CONF_DIR) -> None:
-        self.runner = runner
+    def __init__(self, runner: Runner | None, pod_cidr: str, conf_dir: Path = NETNS_CONF_DIR,
+                 parallel: int = SETUP_PARALLEL) -> None:
+        self.runner = runner  # kept for callers that pass one; netlink needs no commands
         self.prefix = pod_cidr.split("/")[1]
         self.gateway = pod_cidr.rsplit(".", 1)[0] + ".1"
         self.conf_dir = conf_dir
+        self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="podnet")
+
+    async def _in_thread(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def write_files(self, pod: Obj, netns: str, ip: str) -> None:
         d = self.conf_dir / netns
@@ -110,25 +123,59 @@ class PodNetwork:
         (d / "resolv.conf").write_text(resolv_conf(pod, host))
         (d / "hosts").write_text(hosts_file(pod, ip))
 
-    async def setup(self, pod: Obj, uid: str, ip: str) -> str:
-        """Build the pod's namespace from scratch (a leftover of a failed try is removed first)."""
+    def _setup_sync(self, pod: Obj, uid: str, ip: str) -> str:
         netns, veth = pod_netns(uid), pod_veth(uid)
-        if (Path("/run/netns") / netns).exists():
-            await self.teardown(uid)
+        if nsutil.netns_path(netns).exists():  # a leftover of a failed try
+            self._teardown_sync(uid)
         self.write_files(pod, netns, ip)
-        await ip_batch(self.runner, [f"netns add {netns}",
-                                     f"link add {veth} type veth peer name eth0 netns {netns}",
-                                     f"link set {veth} master {NODE_BRIDGE} up"])
-        await ip_batch(self.runner, ["link set lo up", f"addr add {ip}/{self.prefix} dev eth0",
-                                     "link set eth0 up", f"route add default via {self.gateway}"], netns=netns)
+        fd = nsutil.create_netns(netns)
+        try:
+            # Interface indexes come from if_nametoindex (this thread's namespace): a netlink
+            # lookup by name dumps every link, and a node has a veth per pod.
+            bridge = socket.if_nametoindex(NODE_BRIDGE)
+            with IPRoute() as ipr:  # the node's side: the veth, its peer moved into the pod as eth0
+                ipr.link("add", ifname=veth, kind="veth", peer={"ifname": "eth0", "net_ns_fd": fd})
+                ipr.link("set", index=socket.if_nametoindex(veth), master=bridge, state="up")
+            with nsutil.in_netns(fd), IPRoute() as ipr:  # the pod's side
+                ipr.link("set", index=socket.if_nametoindex("lo"), state="up")
+                eth0 = socket.if_nametoindex("eth0")
+                ipr.addr("add", index=eth0, address=ip, prefixlen=int(self.prefix))
+                ipr.link("set", index=eth0, state="up")
+                ipr.route("add", dst="0.0.0.0/0", gateway=self.gateway)
+        except BaseException:
+            os.close(fd)
+            self._teardown_sync(uid)
+            raise
+        os.close(fd)
         return netns
 
-    async def teardown(self, uid: str) -> None:
-        """Kill whatever still runs in the namespace, delete it (the veth pair goes with it)."""
-        netns = pod_netns(uid)
-        kill_pids(await netns_pids(self.runner, netns))
-        await remove_netns(self.runner, [netns])  # the veth pair dies with the namespace
+    def _teardown_sync(self, uid: str) -> None:
+        netns, veth = pod_netns(uid), pod_veth(uid)
+        kill_pids(nsutil.pids_in_netns(netns))
+        try:
+            idx = socket.if_nametoindex(veth)
+        except OSError:
+            idx = 0  # gone already (or never made)
+        if idx:
+            with IPRoute() as ipr, contextlib.suppress(NetlinkError):
+                ipr.link("del", index=idx)  # the pair goes now, not whenever the namespace is freed
+        try:
+            nsutil.delete_netns(netns)
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise
         shutil.rmtree(self.conf_dir / netns, ignore_errors=True)
 
+    async def setup(self, pod: Obj, uid: str, ip: str) -> str:
+        """Build the pod's namespace from scratch (a leftover of a failed try is removed first)."""
+        return str(await self._in_thread(self._setup_sync, pod, uid, ip))
+
+    async def teardown(self, uid: str) -> None:
+        """Kill whatever still runs in the namespace, delete the veth pair and the namespace."""
+        await self._in_thread(self._teardown_sync, uid)
+
     async def exists(self, uid: str) -> bool:
-        return (Path("/run/netns") / pod_netns(uid)).exists()
+        return nsutil.netns_path(pod_netns(uid)).exists()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

@@ -28,6 +28,7 @@ from kubesvc.api.meta import now_rfc3339
 
 log = logging.getLogger("kubesvc.agent")
 Obj = dict[str, Any]
+PENDING_REPORT_DELAY = 0.5  # seconds a starting pod may go without a Pending status write
 
 
 class AgentContext(Protocol):
@@ -66,6 +67,7 @@ class PodWorker:
                       for c in spec.get("containers") or []]
         self._cache: dict[tuple[str, str], Obj | None] = {}
         self.task: asyncio.Task[None] | None = None
+        self._pending_report: asyncio.TimerHandle | None = None
         self.finished = False
 
     # ---------------------------------------------------------------- helpers for the loops
@@ -145,10 +147,20 @@ class PodWorker:
     def update(self, pod: Obj) -> None:
         self.pod = pod
 
+    def _report_unless_started(self) -> None:
+        """A Pending status only if the pod is still starting after a moment.
+
+        A pod whose containers start at once gets one status write (Running),
+        not a Pending one first; a slow one still shows ContainerCreating or
+        PodInitializing, as the kubelet's does.
+        """
+        if self._pending_report is None:
+            self._pending_report = asyncio.get_running_loop().call_later(PENDING_REPORT_DELAY, self.changed)
+
     async def run(self) -> None:
         try:
             adopted = await self._sandbox()
-            self.changed()
+            self._report_unless_started()
             for c in self.init_loops:
                 if self.stop_requested.is_set():
                     return
@@ -160,7 +172,8 @@ class PodWorker:
                     return
             for c in self.loops:
                 c.rec.reason = "ContainerCreating"
-            self.changed()
+            if self.init_loops:
+                self.changed()
             await asyncio.gather(*(c.run(adopted.get(c.name)) for c in self.loops))
         except asyncio.CancelledError:
             raise
@@ -184,18 +197,20 @@ class PodWorker:
                 if proc is not None:
                     adopted[c.name] = proc
                     c.rec.state, c.rec.started_at = "running", s.get("startedAt")
+            self.save()
         else:
             self.saved = None
             self.ip = self.agent.ipam.allocate(self.uid)
-            self.save()
+            self.save()  # before the namespace exists: a restarted agent finds and removes it
             await self.agent.net.setup(self.pod, self.uid, self.ip)
         self.sandbox_ready = True
-        self.save()
         return adopted
 
     async def stop(self, grace: float) -> None:
         """Stop every container (SIGTERM, grace, SIGKILL) and wait for the loops to end."""
         self.stop_requested.set()
+        if self._pending_report is not None:
+            self._pending_report.cancel()
         await asyncio.gather(*(c.stop(grace) for c in self.init_loops + self.loops), return_exceptions=True)
         if self.task is not None:
             try:
