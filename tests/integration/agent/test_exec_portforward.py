@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from agent_helpers import netns_names, pod_ready, run_pod, wait_for
 
+from kubesvc.agent.hostnet import LOCK_FILE
 from kubesvc.testing.cluster import KUBECTL, Cluster, free_port, start_cluster
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -38,7 +39,11 @@ def c1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     finally:
         rc = c.stop(timeout=60)
         assert rc == 0, f"kubesvc up exited with {rc}:\n" + "".join(c.output)
-    assert not (ours & netns_names()), "network namespaces left behind"
+    left = ours & netns_names()
+    assert not {n for n in left if n.startswith("ks-p-")}, f"pod namespaces left behind: {left}"
+    owner = LOCK_FILE.read_text().strip() if LOCK_FILE.exists() else ""
+    if not owner or owner == str(c.proc.pid):  # unless another cluster took the network since
+        assert not left, f"node namespaces left behind: {left}"
 
 
 def test_exec_curl_service(c1: Cluster) -> None:
