@@ -77,17 +77,31 @@ def pick_chain(n: int) -> str:
     return f"pick-{n}"
 
 
-def static_chains(pod_cidr: str, cluster_cidr: str, pick_sizes: frozenset[int]) -> dict[str, Chain]:
-    """The shared chains; they change only with the node's CIDRs or the set of pool sizes."""
+def static_chains(pod_cidr: str, cluster_cidr: str, pick_sizes: frozenset[int],
+                  affinity: bool = True) -> dict[str, Chain]:
+    """The shared chains; they change only with the node's CIDRs, the set of pool sizes, and
+    whether any Service has sessionAffinity.
+
+    Packets of an established connection never enter a ``nat`` chain (conntrack
+    replays the NAT it recorded), so all Service work is done once per
+    connection.  The two ``affinity-*`` filter chains are the exception: a
+    filter hook sees every packet (it returns at once, ``ct state new`` being
+    its first test), so they exist only while some Service has affinity.
+    """
     masq = f"ct mark set ct mark | {mark(MASQ_CT_BIT)}"
     chains = [
         Chain("nat-prerouting", (f"jump {SERVICES}",), "type nat hook prerouting priority dstnat"),
         Chain("nat-output", (f"jump {SERVICES}",), "type nat hook output priority -100"),
         Chain("nat-postrouting", (f"jump {MASQUERADING}",), "type nat hook postrouting priority srcnat"),
-        Chain("affinity-prerouting", (f"ct state new ct status dnat meta mark vmap @{AFFINITY_RECORD}",),
-              "type filter hook prerouting priority dstnat + 10"),
-        Chain("affinity-output", (f"ct state new ct status dnat meta mark vmap @{AFFINITY_RECORD}",),
-              "type filter hook output priority -90"),
+    ]
+    if affinity:
+        chains += [
+            Chain("affinity-prerouting", (f"ct state new ct status dnat meta mark vmap @{AFFINITY_RECORD}",),
+                  "type filter hook prerouting priority dstnat + 10"),
+            Chain("affinity-output", (f"ct state new ct status dnat meta mark vmap @{AFFINITY_RECORD}",),
+                  "type filter hook output priority -90"),
+        ]
+    chains += [
         Chain(SERVICES, (
             f"{FRONT} @{FIREWALL_IPS} {FRONT} . ip saddr != @{FIREWALL_ALLOW} drop",
             f"meta mark set {FRONT} map @{SERVICE_IPS} goto {CLUSTER_IP}",

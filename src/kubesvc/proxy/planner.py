@@ -31,9 +31,11 @@ def plan(services: Mapping[str, tuple[ServicePort, ...]], endpoints: Mapping[str
 
 def assemble(per_service: dict[str, ServiceRules], node: NodeInfo) -> Ruleset:
     sizes: set[int] = set()
+    affinity = False
     for rules in per_service.values():
         sizes |= rules.pick_sizes
-    return Ruleset(chains=L.static_chains(node.pod_cidr, node.cluster_cidr, frozenset(sizes)),
+        affinity = affinity or bool(rules.chains)  # only sessionAffinity gives a Service chains
+    return Ruleset(chains=L.static_chains(node.pod_cidr, node.cluster_cidr, frozenset(sizes), affinity),
                    sets=dict(L.STATIC_SETS), services=per_service)
 
 

@@ -156,3 +156,22 @@ def test_after_a_failed_transaction_a_full_sync_rewrites_every_chain() -> None:
     text = w.sync({"default/s0"}).text
     assert all(f"flush chain ip kubesvc pick-{n}\n" in text for n in range(1, 33))
     assert endpoints_of(reach(w.fake, "10.244.1.50", "10.0.1.1")) == {"10.244.1.11:8080"}
+
+
+def test_per_packet_affinity_hooks_exist_only_while_a_service_has_affinity() -> None:
+    from kubesvc.testing.nfttrace import Packet, connect
+
+    hooks = {"affinity-prerouting", "affinity-output"}
+    w = World(2)
+    w.sync()
+    assert not hooks & set(w.fake.table().chains)
+    w.services["default/s0"]["spec"]["sessionAffinity"] = "ClientIP"
+    w.slices["default/s0"]["endpoints"].append(endpoint("10.244.2.7", "node-2"))
+    assert not w.sync({"default/s0"}).full
+    assert hooks <= set(w.fake.table().chains)
+    first = connect(w.fake, Packet("10.244.1.50", "10.0.1.0"))
+    assert all(connect(w.fake, Packet("10.244.1.50", "10.0.1.0")) == first for _ in range(10))
+    w.services["default/s0"]["spec"]["sessionAffinity"] = "None"
+    w.sync({"default/s0"})
+    assert not hooks & set(w.fake.table().chains)
+    assert endpoints_of(reach(w.fake, "10.244.1.50", "10.0.1.0")) == {"10.244.1.10:8080", "10.244.2.7:8080"}
