@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,33 @@ def _fds(pid: int) -> int:
         return len(list(Path(f"/proc/{pid}/fd").iterdir()))
     except OSError:
         return 0
+
+
+def cpu_by_component() -> dict[str, float]:
+    """CPU seconds (user+system) so far of the cluster's processes, by component, and of this process.
+
+    ``up`` is the apiserver with the controllers; ``agent``/``proxy`` the per-node daemons;
+    ``(sys)`` the part spent in the kernel.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry.name}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if b"-m" not in argv[:3] or b"kubesvc" not in argv[:4]:
+            continue
+        i = argv.index(b"-m")
+        comp = argv[i + 2].decode() if len(argv) > i + 2 else "?"
+        out[comp] = out.get(comp, 0.0) + (int(stat[11]) + int(stat[12])) / tick
+        out[comp + "(sys)"] = out.get(comp + "(sys)", 0.0) + int(stat[12]) / tick
+    t = os.times()
+    out["bench"] = t.user + t.system
+    return out
 
 
 async def batch(api: ApiClient, n: int) -> dict[str, float]:
@@ -141,14 +169,20 @@ async def main_async(c, sizes: list[int]) -> None:  # type: ignore[no-untyped-de
     try:
         print(f"{'pods':>5} {'p50 ms':>8} {'p99 ms':>8} {'total s':>8} {'pods/s':>7} {'baseline s':>10} "
               f"{'ratio':>6} {'RSS/pod KiB':>11} {'fds/pod':>7} {'agents MiB':>10}")
+        cpu: list[str] = []
         for n in sizes:
+            c0 = cpu_by_component()
             r = await batch(api, n)
+            c1 = cpu_by_component()
+            cpu.append(f"{n:>5} pods, CPU s during the batch: " + ", ".join(
+                f"{k} {c1[k] - c0.get(k, 0.0):.2f}" for k in sorted(c1) if c1[k] - c0.get(k, 0.0) >= 0.005))
             cost = idle_cost(n)
             await delete_all(api)
             base = baseline(n)
             print(f"{n:>5} {r['p50'] * 1000:>8.0f} {r['p99'] * 1000:>8.0f} {r['total']:>8.2f} {n / r['total']:>7.1f} "
                   f"{base:>10.2f} {r['total'] / base:>6.1f} {cost['rss_kib_per_pod']:>11.0f} "
                   f"{cost['fds_per_pod']:>7.1f} {cost['agents_rss_mib']:>10.1f}", flush=True)
+        print("\n".join(cpu))
     finally:
         await api.close()
 

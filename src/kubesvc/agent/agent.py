@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from kubesvc.agent import node as nodeobj
+from kubesvc.agent import podexec
 from kubesvc.agent.ipam import IpAllocator
 from kubesvc.agent.logserver import make_app
 from kubesvc.agent.podnet import PodNetwork
@@ -121,6 +122,7 @@ class Agent:
     # ---------------------------------------------------------------- start / stop
 
     async def start(self) -> None:
+        await asyncio.to_thread(podexec.launcher)  # built once, before any pod needs it
         await self.register()
         self._tasks += [asyncio.create_task(self._lease_loop()), asyncio.create_task(self._node_status_loop()),
                         asyncio.create_task(self._status_writer()), asyncio.create_task(self._event_sender())]

@@ -1,8 +1,9 @@
 """Containers as host processes inside the pod's network namespace.
 
-A container is started directly (one fork in a worker thread, then exec of
-its own program: the pid the agent holds is the container's program): the
-child joins the pod's network namespace, gets its own UTS namespace named
+A container is started directly, in a worker thread: a vfork of the small
+:mod:`~kubesvc.agent.podexec` launcher (or, without one, a fork with a
+``preexec_fn`` doing the same), which execs the container's own program, so
+the pid the agent holds is the container's.  The child joins the pod's network namespace, gets its own UTS namespace named
 after the pod and its own mount namespace in which, as ``ip netns exec``
 does, ``/etc/netns/<pod-ns>/*`` (the pod's ``resolv.conf`` and ``hosts``) are
 bound over ``/etc/*`` and ``/sys`` shows the pod's network; it runs in its own
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from kubesvc.agent import nsutil
+from kubesvc.agent import nsutil, podexec
 from kubesvc.agent.hostnet import NETNS_CONF_DIR
 
 _WRAP = 'hostname "$0" && exec "$@"'
@@ -121,14 +122,21 @@ def _etc_binds(netns: str) -> list[tuple[str, str]]:
 
 
 def _spawn(netns: str, hostname: str, argv: list[str], env: dict[str, str], log_path: Path,
-           cwd: str) -> subprocess.Popen[bytes]:
+           cwd: str, use_launcher: bool = True) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    cwd = cwd if os.path.isdir(cwd) else "/"
     try:
+        exe = podexec.launcher() if use_launcher else None
+        if exe is not None:  # vfork + exec of the launcher: no copy of the agent's memory
+            etc = NETNS_CONF_DIR / netns
+            return subprocess.Popen([exe, str(nsutil.netns_path(netns)), hostname, str(etc) if etc.is_dir() else "",
+                                     *argv], stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env, cwd=cwd,
+                                    start_new_session=True)
         nsfd = os.open(nsutil.netns_path(netns), os.O_RDONLY | os.O_CLOEXEC)
         try:
             return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env,
-                                    cwd=cwd if os.path.isdir(cwd) else "/", start_new_session=True,
+                                    cwd=cwd, start_new_session=True,
                                     preexec_fn=_enter_pod(nsfd, hostname, _etc_binds(netns)))
         finally:
             os.close(nsfd)

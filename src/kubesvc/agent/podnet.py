@@ -34,7 +34,7 @@ from kubesvc.agent.hostnet import NETNS_CONF_DIR, NODE_BRIDGE, POD_NETNS_PREFIX,
 from kubesvc.agent.sysexec import Runner
 from kubesvc.api import addressplan as plan
 
-SETUP_PARALLEL = 8  # pods whose namespaces are built at once (worker threads)
+SETUP_PARALLEL = int(os.environ.get("KUBESVC_POD_SETUP_PARALLEL", "8"))  # pods whose namespaces are built at once
 
 Obj = dict[str, Any]
 
