@@ -22,6 +22,7 @@ import hashlib
 import os
 import shutil
 import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ from kubesvc.agent.hostnet import NETNS_CONF_DIR, NODE_BRIDGE, POD_NETNS_PREFIX,
 from kubesvc.agent.sysexec import Runner
 from kubesvc.api import addressplan as plan
 
-SETUP_PARALLEL = int(os.environ.get("KUBESVC_POD_SETUP_PARALLEL", "8"))  # pods whose namespaces are built at once
+# Pods whose namespaces are built at once: the kernel serialises netlink changes (rtnl_lock), so a few
+# threads keep it busy, and more only make every pod of a burst finish late.
+SETUP_PARALLEL = int(os.environ.get("KUBESVC_POD_SETUP_PARALLEL", "4"))
 
 Obj = dict[str, Any]
 
@@ -112,6 +115,18 @@ class PodNetwork:
         self.gateway = pod_cidr.rsplit(".", 1)[0] + ".1"
         self.conf_dir = conf_dir
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="podnet")
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._sockets: list[IPRoute] = []
+
+    def _node_ipr(self) -> IPRoute:
+        """This worker thread's netlink socket in the node namespace (made once per thread)."""
+        ipr: IPRoute | None = getattr(self._local, "ipr", None)
+        if ipr is None:
+            ipr = self._local.ipr = IPRoute()
+            with self._lock:
+                self._sockets.append(ipr)
+        return ipr
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -132,10 +147,9 @@ class PodNetwork:
         try:
             # Interface indexes come from if_nametoindex (this thread's namespace): a netlink
             # lookup by name dumps every link, and a node has a veth per pod.
-            bridge = socket.if_nametoindex(NODE_BRIDGE)
-            with IPRoute() as ipr:  # the node's side: the veth, its peer moved into the pod as eth0
-                ipr.link("add", ifname=veth, kind="veth", peer={"ifname": "eth0", "net_ns_fd": fd})
-                ipr.link("set", index=socket.if_nametoindex(veth), master=bridge, state="up")
+            # The node's side, in one request: the veth on the bridge and up, its peer made in the pod as eth0.
+            self._node_ipr().link("add", ifname=veth, kind="veth", master=socket.if_nametoindex(NODE_BRIDGE),
+                                  state="up", peer={"ifname": "eth0", "net_ns_fd": fd})
             with nsutil.in_netns(fd), IPRoute() as ipr:  # the pod's side
                 ipr.link("set", index=socket.if_nametoindex("lo"), state="up")
                 eth0 = socket.if_nametoindex("eth0")
@@ -157,8 +171,8 @@ class PodNetwork:
         except OSError:
             idx = 0  # gone already (or never made)
         if idx:
-            with IPRoute() as ipr, contextlib.suppress(NetlinkError):
-                ipr.link("del", index=idx)  # the pair goes now, not whenever the namespace is freed
+            with contextlib.suppress(NetlinkError):
+                self._node_ipr().link("del", index=idx)  # the pair goes now, not whenever the namespace is freed
         try:
             nsutil.delete_netns(netns)
         except OSError as e:
@@ -179,3 +193,7 @@ class PodNetwork:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        for ipr in self._sockets:
+            with contextlib.suppress(Exception):
+                ipr.close()
+        self._sockets.clear()
