@@ -31,7 +31,7 @@ from typing import Any
 from kubesvc.proxy.applier import Applier
 from kubesvc.proxy.model import Endpoint, NodeInfo, ServicePort
 from kubesvc.proxy.nftables import Nft
-from kubesvc.proxy.planner import assemble, plan_service
+from kubesvc.proxy.planner import Plans, assemble, plan_service
 from kubesvc.proxy.proxier import PortIds, Proxier, ProxyConfig
 
 NODE = NodeInfo("node-1", ("172.18.0.2",), "10.244.1.0/24", "10.244.0.0/16")
@@ -68,7 +68,7 @@ def sync_cost(n: int, rounds: int = 9) -> dict[str, float]:
         nft = Nft(netns=ns)
         ids, applier = PortIds(), Applier(nft)
         t0 = time.perf_counter()
-        plans = {k: plan_service(services[k], endpoints[k], NODE, ids) for k in services}
+        plans = Plans({k: plan_service(services[k], endpoints[k], NODE, ids) for k in services})  # as the proxier keeps them
         t_plan = time.perf_counter() - t0
         t0 = time.perf_counter()
         full = applier.sync(assemble(plans, NODE))
@@ -145,6 +145,7 @@ def datapath(seconds: int) -> dict[str, float]:
         nft.close()
         time.sleep(1)
         out: dict[str, float] = {}
+        samples: dict[str, list[float]] = {}
         # each measurement twice, alternating, best kept: the order must not favour either side
         for label, extra in (("keepalive", []), ("close", ["-H", "Connection: close"])):
             for _ in range(2):
@@ -152,11 +153,16 @@ def datapath(seconds: int) -> dict[str, float]:
                     text = sh("ip", "netns", "exec", cli, "wrk", "-t2", "-c32", f"-d{seconds}s", *extra, url)
                     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
                     out[f"wrk_{label}_{target}"] = max(rps, out.get(f"wrk_{label}_{target}", 0))
+                    samples.setdefault(f"wrk_{label}_{target}", []).append(rps)
         for _ in range(2):
             for target, ip in (("direct", "10.244.1.5"), ("clusterip", "10.0.0.6")):
                 text = sh("ip", "netns", "exec", cli, "iperf3", "-c", ip, "-p", "5201", "-t", str(seconds), "-f", "g")
                 gbps = float(re.findall(r"([\d.]+) Gbits/sec.*receiver", text)[-1])
                 out[f"iperf_{target}"] = max(gbps, out.get(f"iperf_{target}", 0))
+                samples.setdefault(f"iperf_{target}", []).append(gbps)
+        # the machine is shared and noisy: every sample is reported, so a ratio comes with its spread
+        for k, v in samples.items():
+            out[f"{k}_samples"] = v  # type: ignore[assignment]
         return out
     finally:
         for p in procs:
@@ -222,11 +228,16 @@ def main() -> None:
         print(f"    one-change ratio {hi}/{lo}: {results[hi]['change_ms'] / results[lo]['change_ms']:.2f} (goal <= 1.5)")
     if not args.skip_datapath:
         d = datapath(args.seconds)
+        def spread(k: str, fmt: str) -> str:
+            return "/".join(format(x, fmt) for x in d[k + "_samples"])  # type: ignore[attr-defined]
+
         for k in ("wrk_keepalive", "wrk_close"):
             print(f"(b) {k}: direct {d[k + '_direct']:.0f} req/s, clusterIP {d[k + '_clusterip']:.0f} req/s, "
-                  f"ratio {d[k + '_clusterip'] / d[k + '_direct']:.2f} (goal >= 0.9)")
+                  f"ratio {d[k + '_clusterip'] / d[k + '_direct']:.2f} (goal >= 0.9); samples direct "
+                  f"{spread(k + '_direct', '.0f')}, clusterIP {spread(k + '_clusterip', '.0f')}")
         print(f"(b) iperf3: direct {d['iperf_direct']:.1f} Gbit/s, clusterIP {d['iperf_clusterip']:.1f} Gbit/s, "
-              f"ratio {d['iperf_clusterip'] / d['iperf_direct']:.2f} (goal >= 0.9)")
+              f"ratio {d['iperf_clusterip'] / d['iperf_direct']:.2f} (goal >= 0.9); samples direct "
+              f"{spread('iperf_direct', '.1f')}, clusterIP {spread('iperf_clusterip', '.1f')}")
     lat = sorted(asyncio.run(programming_latency()))
     print(f"(c) programming latency, 1000 services, event -> rules in kernel: p50 {lat[len(lat) // 2] * 1000:.1f} ms, "
           f"p99 {lat[int(len(lat) * 0.99) - 1] * 1000:.1f} ms (goal p99 < 250 ms)")

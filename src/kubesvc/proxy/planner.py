@@ -10,7 +10,10 @@ per-Service parts together with the shared chains of :mod:`.layout`.
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from collections.abc import Callable, Mapping
+from operator import attrgetter
+from typing import Any
 
 from . import layout as L
 from .model import Endpoint, NodeInfo, ServicePort
@@ -24,18 +27,64 @@ PortIds = Callable[[str], int]  # service-port key → stable id in 1..MAX_PORT_
 def plan(services: Mapping[str, tuple[ServicePort, ...]], endpoints: Mapping[str, EndpointsByPort],
          node: NodeInfo, ids: PortIds) -> Ruleset:
     """The whole desired table (a full sync plans this; a partial one, only changed Services)."""
-    per_service = {key: plan_service(ports, endpoints.get(key, {}), node, ids)
-                   for key, ports in services.items() if ports}
+    per_service = Plans({key: plan_service(ports, endpoints.get(key, {}), node, ids)
+                         for key, ports in services.items() if ports})
     return assemble(per_service, node)
 
 
+class Plans(dict[str, ServiceRules]):
+    """Per-Service plans that keep what the shared chains depend on (pool sizes, any affinity)
+    counted as plans come and go, so :func:`assemble` costs the same at 10 or 10,000 Services
+    (a scan of 10,000 plans on every one-endpoint sync was a fifth of its time)."""
+
+    def __init__(self, items: Mapping[str, ServiceRules] | None = None) -> None:
+        super().__init__()
+        self.sizes: Counter[int] = Counter()
+        self.affinity = 0  # plans with chains: only sessionAffinity gives a Service chains
+        for k, v in (items or {}).items():
+            self[k] = v
+
+    def _count(self, rules: ServiceRules, sign: int) -> None:
+        self.sizes.update({n: sign for n in rules.pick_sizes})
+        self.affinity += sign * bool(rules.chains)
+
+    def __setitem__(self, key: str, rules: ServiceRules) -> None:
+        old = super().get(key)
+        if old is not None:
+            self._count(old, -1)
+        self._count(rules, 1)
+        super().__setitem__(key, rules)
+
+    def __delitem__(self, key: str) -> None:
+        self._count(self[key], -1)
+        super().__delitem__(key)
+
+    def pop(self, key: str, *default: Any) -> Any:  # type: ignore[override]
+        if key in self:
+            self._count(self[key], -1)
+        return super().pop(key, *default)
+
+    def update(self, *a: Any, **kw: Any) -> None:  # type: ignore[override]
+        for k, v in dict(*a, **kw).items():
+            self[k] = v
+
+    def clear(self) -> None:
+        super().clear()
+        self.sizes.clear()
+        self.affinity = 0
+
+    def shared(self) -> tuple[frozenset[int], bool]:
+        return frozenset(n for n, c in self.sizes.items() if c > 0), self.affinity > 0
+
+
 def assemble(per_service: dict[str, ServiceRules], node: NodeInfo) -> Ruleset:
-    sizes: set[int] = set()
-    affinity = False
-    for rules in per_service.values():
-        sizes |= rules.pick_sizes
-        affinity = affinity or bool(rules.chains)  # only sessionAffinity gives a Service chains
-    return Ruleset(chains=L.static_chains(node.pod_cidr, node.cluster_cidr, frozenset(sizes), affinity),
+    if isinstance(per_service, Plans):
+        sizes, affinity = per_service.shared()
+    else:
+        groups = per_service.values()
+        sizes = frozenset().union(*map(attrgetter("pick_sizes"), groups))
+        affinity = any(map(attrgetter("chains"), groups))  # only sessionAffinity gives a Service chains
+    return Ruleset(chains=L.static_chains(node.pod_cidr, node.cluster_cidr, sizes, affinity),
                    sets=dict(L.STATIC_SETS), services=per_service)
 
 

@@ -23,8 +23,7 @@ from .layout import MAX_PORT_ID
 from .metrics import ProxyMetrics
 from .model import NodeInfo, Obj, ServicePort, node_info
 from .nftables import NftBackend
-from .planner import assemble, plan_service
-from .ruleset import ServiceRules
+from .planner import Plans, assemble, plan_service
 from .runner import Runner
 from .server import HealthCheck, HealthServers
 from .topology import categorize
@@ -88,7 +87,7 @@ class Proxier:
         self.endpoints = EndpointsTracker()
         self.node = NodeInfo(config.node_name, cluster_cidr=config.cluster_cidr)
         self.ids = PortIds()
-        self.plans: dict[str, ServiceRules] = {}
+        self.plans = Plans()
         self._planned_from: dict[str, tuple[tuple[ServicePort, ...], EndpointsByPort, NodeInfo]] = {}
         self.applied = _Applied()
         self.synced = {"services": False, "endpointslices": False}
