@@ -113,7 +113,10 @@ class Agent:
             self._events.put_nowait(ev)
 
     def status_dirty(self, worker: PodWorker) -> None:
-        self._dirty.add(worker.uid)
+        self.status_dirty_uid(worker.uid)
+
+    def status_dirty_uid(self, uid: str) -> None:
+        self._dirty.add(uid)
         self._wake.set()
 
     def find(self, namespace: str, name: str) -> PodWorker | None:
@@ -249,12 +252,35 @@ class Agent:
                 except Exception as e:  # noqa: BLE001 - the next change retries
                     log.warning("status of %s/%s: %s", w.namespace, w.pod_name, e)
 
-        while True:
-            await self._wake.wait()
-            await asyncio.sleep(0.02)  # coalesce: a pod's quick Pending→Running becomes one write
-            self._wake.clear()
-            batch, self._dirty = self._dirty, set()
-            await asyncio.gather(*(write(uid) for uid in batch))
+        # Writes go out as they come (at most 16 at once), not batch after batch: a pod that turns
+        # Ready does not wait for the slowest write of the batch before it.  One write per pod is in
+        # flight at a time; a change meanwhile is written after it.
+        inflight: dict[str, asyncio.Task[None]] = {}
+        again: set[str] = set()
+
+        def done(uid: str) -> None:
+            inflight.pop(uid, None)
+            if uid in again:
+                again.discard(uid)
+                self.status_dirty_uid(uid)
+
+        try:
+            while True:
+                await self._wake.wait()
+                await asyncio.sleep(0.02)  # coalesce: a pod's quick changes become one write
+                self._wake.clear()
+                batch, self._dirty = self._dirty, set()
+                for uid in batch:
+                    if uid in inflight:
+                        again.add(uid)
+                        continue
+                    t = asyncio.create_task(write(uid))
+                    inflight[uid] = t
+                    t.add_done_callback(lambda _t, uid=uid: done(uid))
+        finally:
+            for t in list(inflight.values()):
+                t.cancel()
+            await asyncio.gather(*inflight.values(), return_exceptions=True)
 
     async def _event_sender(self) -> None:
         while True:
