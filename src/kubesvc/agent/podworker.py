@@ -114,6 +114,8 @@ class PodWorker:
         return {**self.pod, "status": st}
 
     def container_started(self, loop: ContainerLoop) -> None:
+        if self._pending_report is not None:  # the Running status this start reports replaces it
+            self._pending_report.cancel()
         self.save()
 
     def status(self) -> Obj:
