@@ -8,6 +8,10 @@ the pods' processes (per pod) and of the two agents.  Baseline from the same
 run: the same number of bare namespaces + veth + ``sleep`` made directly with
 ``ip`` (no API, no agent), the floor of what a pod needs from the kernel.
 
+Below the table, the CPU seconds each component used during each batch
+(``up``: apiserver and controllers; ``agent``: both node agents; ``(sys)``:
+their kernel part), which says where a pod's start cost goes.
+
 Goal: p99 < 1 s at 100 pods; total time growing no faster than linearly.
 Run as root: ``python bench/bench_pods.py [--sizes 10,100,500]``.
 """
