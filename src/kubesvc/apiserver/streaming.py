@@ -75,7 +75,8 @@ def _container(request: web.Request, pod: Obj) -> str:
     return container
 
 
-async def _agent_base(h: ResourceHandlers, node: str) -> str:
+async def agent_base(h: ResourceHandlers, node: str) -> str:
+    """The node agent's URL, from the Node's InternalIP and kubelet endpoint port (logs, exec)."""
     node_res = by_plural("", "v1", "nodes")
     assert node_res is not None
     node_obj = (await h.registry.get(node_res, None, node)).value
@@ -109,7 +110,7 @@ async def _exec(h: ResourceHandlers, request: web.Request, pod: Obj) -> web.Stre
     proto = next((p for p in _offered(request) if p in EXEC_PROTOCOLS), None)
     if proto is None:
         raise errors.bad_request(f"none of the offered exec protocols is supported; use one of {list(EXEC_PROTOCOLS)}")
-    url = f"{await _agent_base(h, node)}/exec/{ns}/{name}/{container}"
+    url = f"{await agent_base(h, node)}/exec/{ns}/{name}/{container}"
     params = [("command", c) for c in request.query.getall("command")]
     params += [(k, request.query[k]) for k in ("stdin", "stdout", "stderr", "tty") if k in request.query]
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=5))

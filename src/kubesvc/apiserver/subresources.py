@@ -175,7 +175,6 @@ async def _proxy_log(h: ResourceHandlers, request: web.Request, pod: Obj, node: 
     """Stream ``/containerLogs/...`` from the pod's node agent (kubelet's port, from the Node's status)."""
     import aiohttp
 
-    from kubesvc.api.resources import by_plural
 
     name, ns = meta(pod)["name"], meta(pod).get("namespace")
     containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
@@ -184,16 +183,11 @@ async def _proxy_log(h: ResourceHandlers, request: web.Request, pod: Obj, node: 
         raise errors.bad_request(f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]")
     if container not in containers + [c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []]:
         raise errors.bad_request(f"container {container} is not valid for pod {name}")
-    node_res = by_plural("", "v1", "nodes")
-    assert node_res is not None
-    node_obj = (await h.registry.get(node_res, None, node)).value
-    addrs = {a.get("type"): a.get("address") for a in (node_obj.get("status") or {}).get("addresses") or []}
-    port = (((node_obj.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port")
-    if not addrs.get("InternalIP") or not port:
-        raise errors.bad_request(f'node "{node}" has no agent address to fetch logs from')
+    from kubesvc.apiserver.streaming import agent_base
+
     params = {k: v for k, v in request.query.items() if k in ("follow", "previous", "tailLines", "timestamps",
                                                               "sinceSeconds", "limitBytes")}
-    url = f"http://{addrs['InternalIP']}:{port}/containerLogs/{ns}/{name}/{container}"
+    url = f"{await agent_base(h, node)}/containerLogs/{ns}/{name}/{container}"
     headers = {"Authorization": f"Bearer {request.app.get(AGENT_TOKEN, '')}"}
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=5)) as session, \
