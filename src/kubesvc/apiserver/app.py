@@ -50,13 +50,16 @@ class AppState:
     ready: Callable[[], bool]
 
 
+STATE = web.AppKey("state", AppState)
+
+
 def _status_response(err: errors.StatusError) -> web.Response:
     return json_response(err.status(), err.code)
 
 
 @web.middleware
 async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    state: AppState = request.app["state"]
+    state: AppState = request.app[STATE]
     start = time.perf_counter()
     verb = request.method
     try:
@@ -89,7 +92,7 @@ async def version(_: web.Request) -> web.Response:
 
 def _health(kind: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(request: web.Request) -> web.Response:
-        state: AppState = request.app["state"]
+        state: AppState = request.app[STATE]
         ok = state.ready() if kind == "readyz" else True
         verbose = "verbose" in request.query
         if not ok:
@@ -105,7 +108,7 @@ async def api_root(request: web.Request) -> web.Response:
     agg = discovery.wants_aggregated(request.headers.get("Accept"))
     if agg:
         return json_response(discovery.aggregated(core=True), content_type=agg)
-    return json_response(discovery.api_versions(request.app["state"].server_address))
+    return json_response(discovery.api_versions(request.app[STATE].server_address))
 
 
 async def apis_root(request: web.Request) -> web.Response:
@@ -142,7 +145,7 @@ async def metrics_handler(_: web.Request) -> web.Response:
 
 
 async def resources(request: web.Request) -> web.StreamResponse:
-    state: AppState = request.app["state"]
+    state: AppState = request.app[STATE]
     path = request.path
     try:
         info = parse(path)
@@ -173,7 +176,7 @@ def create_app(
     ready: Callable[[], bool] = lambda: True,
 ) -> web.Application:
     app = web.Application(middlewares=[middleware], client_max_size=4 * 1024 * 1024)
-    app["state"] = AppState(registry, ResourceHandlers(registry), authenticate, server_address, ready)
+    app[STATE] = AppState(registry, ResourceHandlers(registry), authenticate, server_address, ready)
     r = app.router
     r.add_get("/version", version)
     r.add_get("/version/", version)
