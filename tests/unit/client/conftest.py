@@ -3,7 +3,6 @@ and a guard that fails any test leaving asyncio tasks behind."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import ipaddress
 import ssl
@@ -19,21 +18,16 @@ from cryptography.x509.oid import NameOID
 from kubesvc.client.config import ClientConfig
 from kubesvc.client.rest import ApiClient
 from kubesvc.testing.fakeapi import FakeApiServer
+from kubesvc.testing.tasks import leftover_tasks
 
 
 @pytest.fixture(autouse=True)
 async def no_leftover_tasks() -> AsyncIterator[None]:
     """Fail the test if it leaves asyncio tasks running (they are cancelled first)."""
     yield
-    for _ in range(3):
-        await asyncio.sleep(0)
-    me = asyncio.current_task()
-    left = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
-    for t in left:
-        t.cancel()
-    await asyncio.gather(*left, return_exceptions=True)
+    left = await leftover_tasks()
     if left:
-        pytest.fail(f"test left {len(left)} asyncio task(s) running: {[t.get_name() for t in left]}")
+        pytest.fail(f"test left {len(left)} asyncio task(s) running: {left}")
 
 
 @pytest.fixture
