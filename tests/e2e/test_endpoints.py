@@ -246,10 +246,15 @@ def test_1000_pods_make_10_slices(env: Env) -> None:
         list(pool.map(lambda i: env.pod(f"b{i}", f"10.244.{i // 250 + 10}.{i % 250 + 1}", labels={"app": "big"}),
                       range(1000)))
     slices = wait_for(lambda: (x := env.slices("big")) and len(ready_ips(x)) == 1000 and x, "1000 endpoints", 60)
-    assert sorted(len(s.endpoints) for s in slices) == [100] * 10
+    # at most 100 per slice; how pods arriving in batches pack depends on timing, as upstream
+    # (a batch that does not fit the fullest slice opens a new one), so only the bounds are exact
+    sizes = sorted(len(s.endpoints) for s in slices)
+    assert sum(sizes) == 1000 and all(n <= 100 for n in sizes) and len(slices) >= 10
     ep = wait_for(lambda: (e := env.endpoints("big")).subsets and len(e.subsets[0].addresses) == 1000 and e,
                   "Endpoints with 1000 addresses", 30)
     assert "endpoints.kubernetes.io/over-capacity" not in (ep.metadata.annotations or {})
     out = env.cluster.kubectl("get", "endpointslices", "-n", env.ns).stdout
     assert out.splitlines()[0].split() == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
-    assert all(line.split()[1:3] == ["IPv4", "80"] and "+ 97 more..." in line for line in out.splitlines()[1:])
+    rows = out.splitlines()[1:]
+    assert all(line.split()[1:3] == ["IPv4", "80"] for line in rows)
+    assert sum("+ 97 more..." in line for line in rows) == sizes.count(100)
