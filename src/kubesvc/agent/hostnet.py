@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
 import logging
 import os
 import signal
@@ -30,6 +28,7 @@ from typing import IO
 
 from kubesvc.agent.sysexec import Runner, ip_batch
 from kubesvc.api import addressplan as plan
+from kubesvc.api import filelock
 
 log = logging.getLogger("kubesvc.agent.hostnet")
 
@@ -157,20 +156,10 @@ class HostNetwork:
 
     def _take_lock(self) -> None:
         self.lock_file.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.lock_file, "a+")  # noqa: SIM115 - held for the network's life
         try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            f.seek(0)
-            owner = f.read().strip() or "another process"
-            f.close()
-            if e.errno in (errno.EAGAIN, errno.EACCES):
-                raise NetworkBusy(f"the cluster network ({plan.HOST_BRIDGE}) is in use by kubesvc pid {owner}") from None
-            raise
-        f.truncate(0)
-        f.write(str(os.getpid()))
-        f.flush()
-        self._lock = f
+            self._lock = filelock.take(self.lock_file)
+        except filelock.Held as e:
+            raise NetworkBusy(f"the cluster network ({plan.HOST_BRIDGE}) is in use by kubesvc pid {e.owner}") from None
 
     async def _wait_lock(self, wait: float) -> None:
         """Take the lock, waiting up to ``wait`` seconds for another cluster network to go."""

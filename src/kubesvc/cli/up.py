@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
-import fcntl
 import logging
 import os
 import signal
@@ -21,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO, Any
 
+from kubesvc.api import filelock
 from kubesvc.cli.errors import CliError
 from kubesvc.cli.main import default_data_dir
 
@@ -31,20 +30,11 @@ NODE_NETWORK_GATEWAY = "172.18.0.1"
 def lock_data_dir(data_dir: Path) -> IO[str]:
     """Hold an exclusive lock on ``DIR/kubesvc.lock`` for the life of the process."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    f = open(data_dir / "kubesvc.lock", "a+")  # noqa: SIM115 - held open on purpose
     try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        f.seek(0)
-        owner = f.read().strip() or "another process"
-        f.close()
-        if e.errno in (errno.EAGAIN, errno.EACCES):
-            raise CliError(f"data dir {data_dir} is already in use by kubesvc (pid {owner}); stop it first or pass another --data-dir") from None
-        raise
-    f.truncate(0)
-    f.write(str(os.getpid()))
-    f.flush()
-    return f
+        return filelock.take(data_dir / "kubesvc.lock")
+    except filelock.Held as e:
+        raise CliError(f"data dir {data_dir} is already in use by kubesvc (pid {e.owner}); "
+                       "stop it first or pass another --data-dir") from None
 
 
 def parse_port_range(text: str) -> tuple[int, int]:
