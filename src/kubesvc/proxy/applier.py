@@ -13,9 +13,10 @@ next sync to be full, so the last good ruleset stays in force.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import layout as L
 from .nftables import NftBackend
@@ -31,6 +32,8 @@ class SyncResult:
     commands: int
     size: int  # bytes of transaction text
     text: str
+    # wall clock when the kernel held the rules: ``nft -f`` returned (or, with nothing to send, the decision)
+    applied_at: float = field(default_factory=time.time)
 
 
 class _Tx:
@@ -93,11 +96,12 @@ class Applier:
             except Exception:
                 self.need_full = self._suspect = True
                 raise
+        applied_at = time.time()
         if full:
             self._suspect = False
         self.written = Ruleset(dict(desired.chains), dict(desired.sets), desired.elements, dict(desired.services))
         self.need_full = False
-        return SyncResult(full, 0 if (not full and tx.empty) else text.count("\n"), len(text), text)
+        return SyncResult(full, 0 if (not full and tx.empty) else text.count("\n"), len(text), text, applied_at)
 
     def _full(self, desired: Ruleset) -> _Tx:
         tx = _Tx(self.family, self.table)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from .model import Endpoint, Obj, ServicePort, SliceView, merge_slices, service_ports, slice_view
 
@@ -54,6 +55,15 @@ class ServiceTracker:
 class _Pending:
     before: EndpointsByPort
     triggers: list[float] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)  # "ns/slice-name" → resourceVersion
+
+
+class Taken(NamedTuple):
+    """What one sync takes over: the Services to replan and what their changes carry."""
+
+    keys: set[str]
+    triggers: list[float]  # last-change-trigger-times (epoch seconds), for the latency metric
+    versions: dict[str, str]  # "ns/slice-name" → the resourceVersion of the slice this sync programs
 
 
 def parse_trigger_time(text: str) -> float | None:
@@ -86,6 +96,10 @@ class EndpointsTracker:
         if view_new is not None:
             self._set(view_new.service_key, name, view_new)
             touched.add(view_new.service_key)
+        meta = obj.get("metadata") or {}
+        for k in touched:
+            if (pend := self._pending.get(k)) is not None:
+                pend.versions[f"{meta.get('namespace', '')}/{name}"] = str(meta.get("resourceVersion", ""))
         return any(k in self._pending for k in touched)
 
     def _set(self, svc: str, name: str, view: SliceView | None) -> None:
@@ -111,12 +125,13 @@ class EndpointsTracker:
         if pend.before == merged:
             del self._pending[svc]
 
-    def take(self) -> tuple[set[str], list[float]]:
-        """Pending service keys and the trigger times (epoch seconds) of the changes behind them."""
+    def take(self) -> Taken:
+        """Pending service keys, the trigger times of the changes behind them and the slice versions."""
         keys = set(self._pending)
         triggers = [t for p in self._pending.values() for t in p.triggers]
+        versions = {n: v for p in self._pending.values() for n, v in p.versions.items()}
         self._pending.clear()
-        return keys, triggers
+        return Taken(keys, triggers, versions)
 
 
 def now() -> float:

@@ -56,7 +56,8 @@ async def run_proxy(kubeconfig: Path, node_name: str, *, netns: str | None = Non
     try:
         if metrics_address:
             host, port = _split_address(metrics_address)
-            metrics_runner = await start_metrics_server(metrics, host, port, lambda: proxier.healthy, netns)
+            metrics_runner = await start_metrics_server(metrics, host, port, lambda: proxier.healthy, netns,
+                                                        proxier.programmed)
         for inf in informers.values():
             inf.start()
         tasks.append(asyncio.create_task(proxier.runner.loop(), name=f"proxy-{node_name}"))
@@ -70,6 +71,7 @@ async def run_proxy(kubeconfig: Path, node_name: str, *, netns: str | None = Non
             await inf.stop()
         await health.close()
         if metrics_runner is not None:
+            proxier.programmed.close()
             await metrics_runner.cleanup()
         await client.close()
         if cleanup_on_exit:

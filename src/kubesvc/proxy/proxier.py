@@ -24,6 +24,7 @@ from .metrics import ProxyMetrics
 from .model import NodeInfo, Obj, ServicePort, node_info
 from .nftables import NftBackend
 from .planner import Plans, assemble, plan_service
+from .programmed import ProgrammedLog
 from .runner import Runner
 from .server import HealthCheck, HealthServers
 from .topology import categorize
@@ -95,6 +96,8 @@ class Proxier:
         self.last_full = 0.0
         self.last_success = 0.0
         self.last_result: SyncResult | None = None
+        self.programmed = ProgrammedLog()
+        self._versions_pending: dict[str, str] = {}  # slice versions a failed sync took: the retry carries them
         self.runner = Runner(self.sync, min_interval=config.min_sync_interval,
                              max_interval=min(60.0, config.full_sync_interval), burst=config.burst)
 
@@ -128,7 +131,8 @@ class Proxier:
         if not all(self.synced.values()):
             return
         svc_keys = self.services.take()
-        ep_keys, triggers = self.endpoints.take()
+        ep_keys, triggers, versions = self.endpoints.take()
+        versions = self._versions_pending | versions
         changed = svc_keys | ep_keys
         full = (self.applier.need_full or self.node_changed
                 or time.monotonic() - self.last_full >= self.config.full_sync_interval)
@@ -139,6 +143,7 @@ class Proxier:
             result = await asyncio.to_thread(self._plan_and_apply, changed, full, *snap)
         except Exception as e:
             self.metrics.failures.inc()
+            self._versions_pending = versions
             log.warning("sync failed (%s); keeping the last good rules, full sync in 1s", e)
             self.runner.retry_after(1.0)
             return
@@ -147,6 +152,8 @@ class Proxier:
         if result.full:
             self.last_full, self.node_changed = self.last_success, False
         self._observe(result, took, triggers)
+        self._versions_pending = {}
+        self.programmed.record(result.applied_at, result.full, len(self.plans), versions)
         await self._after_sync(changed, result.full)
 
     def _plan_and_apply(self, changed: set[str], full: bool, services: dict[str, tuple[ServicePort, ...]],
@@ -180,9 +187,8 @@ class Proxier:
         m.tx_bytes.observe(result.size)
         m.last_sync.set(time.time())
         m.services.set(len(self.plans))
-        now = time.time()
         for t in triggers:
-            m.programming_latency.observe(max(0.0, now - t))
+            m.programming_latency.observe(max(0.0, result.applied_at - t))
 
     async def _after_sync(self, changed: set[str], full: bool) -> None:
         keys = set(self.services.current) | set(self.applied.ports) if full else changed

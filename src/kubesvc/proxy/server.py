@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .metrics import ProxyMetrics
 from .netns import listen_socket
+from .programmed import ProgrammedLog
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,37 @@ class HealthServers:
         self._runners.clear()
 
 
+async def stream_programmed(request: web.Request, log_: ProgrammedLog) -> web.StreamResponse:
+    """``/debug/programmed[?since=SEQ]``: one JSON line per applied transaction, as they happen.
+
+    Records after ``since`` (default: none of the past) come first, then new
+    ones until the client goes away.
+    """
+    try:
+        since = int(request.query.get("since", "-1"))
+    except ValueError:
+        return web.Response(status=400, text="since: not an integer")
+    queue = log_.subscribe()  # before reading the backlog: nothing falls between the two
+    try:
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await resp.prepare(request)
+        last = since
+        if since >= 0:
+            for rec in log_.since(since):
+                await resp.write(orjson.dumps(rec.as_json()) + b"\n")
+                last = rec.seq
+        while (rec := await queue.get()) is not None:
+            if rec.seq > last:
+                await resp.write(orjson.dumps(rec.as_json()) + b"\n")
+        return resp
+    finally:
+        log_.unsubscribe(queue)
+
+
 async def start_metrics_server(metrics: ProxyMetrics, host: str, port: int, healthy: Callable[[], bool],
-                               netns: str | None = None) -> web.AppRunner:
-    """/metrics (Prometheus text) and /healthz (200 once rules have been programmed recently)."""
+                               netns: str | None = None, programmed: ProgrammedLog | None = None) -> web.AppRunner:
+    """/metrics (Prometheus text), /healthz (200 once rules have been programmed recently) and,
+    given ``programmed``, the /debug/programmed stream."""
     async def metrics_handler(_r: web.Request) -> web.Response:
         resp = web.Response(body=generate_latest(metrics.registry))
         resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
@@ -100,6 +129,13 @@ async def start_metrics_server(metrics: ProxyMetrics, host: str, port: int, heal
     app.router.add_get("/metrics", metrics_handler)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/livez", healthz)
+    if programmed is not None:
+        log_ = programmed
+
+        async def programmed_handler(r: web.Request) -> web.StreamResponse:
+            return await stream_programmed(r, log_)
+
+        app.router.add_get("/debug/programmed", programmed_handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.SockSite(runner, listen_socket(host, port, netns)).start()

@@ -45,7 +45,7 @@ def test_endpoint_changes_carry_trigger_times_and_flip_backs_drop() -> None:
     t = EndpointsTracker()
     s1 = endpoint_slice("web", endpoint("10.244.1.5"), trigger="2024-01-02T03:04:05Z")
     assert t.update(None, s1)
-    keys, triggers = t.take()
+    keys, triggers, _ = t.take()
     assert keys == {"default/web"} and triggers == [parse_trigger_time("2024-01-02T03:04:05Z")]
     s2 = copy.deepcopy(s1)
     s2["endpoints"][0]["conditions"]["ready"] = False
@@ -60,3 +60,26 @@ def test_slice_delete_empties_the_service() -> None:
     t.update(None, s1)
     t.take()
     assert t.update(s1, None) and "default/web" not in t.current
+
+
+def test_a_sync_takes_the_resource_versions_of_the_slices_it_programs() -> None:
+    """What the proxy reports per transaction (bench_proxy's end-to-end latency): the slice
+    versions it carried; a change that flipped back carries nothing."""
+    t = EndpointsTracker()
+    s1 = endpoint_slice("web", endpoint("10.244.1.5"))
+    s1["metadata"]["resourceVersion"] = "7"
+    t.update(None, s1)
+    assert t.take().versions == {"default/web-abc": "7"}
+    s2 = copy.deepcopy(s1)
+    s2["endpoints"][0]["conditions"]["ready"] = False
+    s2["metadata"]["resourceVersion"] = "9"
+    t.update(s1, s2)
+    s3 = copy.deepcopy(s2)
+    s3["metadata"]["resourceVersion"] = "12"  # a later write of the same slice in the same sync
+    t.update(s2, s3)
+    assert t.take().versions == {"default/web-abc": "12"}
+    s4 = copy.deepcopy(s1)
+    s4["metadata"]["resourceVersion"] = "13"
+    t.update(s3, s4)
+    t.update(s4, s3)  # flips back: nothing to program
+    assert t.take() == (set(), [], {})
