@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     from kubesvc.cli.demo import add_demo_parser
 
     add_demo_parser(sub)
+
+    from kubesvc.cli.componentproc import add_components_parser
+
+    add_components_parser(sub)
     return p
 
 
@@ -77,7 +81,14 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
 
 
 def run_loop(coro: Coroutine[Any, Any, int]) -> int:
-    """Run a command's coroutine on uvloop when it is installed (faster TLS and sockets)."""
+    """Run a command's coroutine on uvloop when it is installed (faster TLS and sockets).
+
+    Long-running commands all come through here, so the garbage-collection
+    policy (see :mod:`kubesvc.cli.gcpolicy`) is set here too.
+    """
+    from kubesvc.cli.gcpolicy import install
+
+    install()
     try:
         import uvloop
     except ImportError:
@@ -112,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
             from kubesvc.cli.up import run_up
 
             return run_loop(run_up(args, with_controllers=args.command == "up"))
+        if args.command == "components":
+            from kubesvc.cli.componentproc import run_components
+
+            return run_loop(run_components(args))
         if args.command == "agent":
             from kubesvc.agent.main import run_agent
 

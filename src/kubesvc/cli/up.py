@@ -59,7 +59,7 @@ async def run_up(args: argparse.Namespace, *, with_controllers: bool) -> int:
     if with_controllers:
         from kubesvc.cli.components import lb_pool_entries
 
-        lb_pools = lb_pool_entries(args)  # a bad --lb-pool stops us before anything starts
+        lb_pool_entries(args)  # a bad --lb-pool stops us before anything starts
     nodes = await _prepare_nodes(args, data_dir, lock) if with_controllers else None
 
     def auth(request: Any) -> str | None:
@@ -93,26 +93,25 @@ async def run_up(args: argparse.Namespace, *, with_controllers: bool) -> int:
     write_kubeconfig(kubeconfig, server=f"https://{host}:{server.port}", pki=pki)
 
     stoppers: list[Callable[[], Awaitable[None]]] = []
-    if with_controllers:
-        from kubesvc.cli.components import start_controllers
-
-        stoppers.append(await start_controllers(kubeconfig))
-
-        from kubesvc.cli.components import start_lb
-
-        stoppers.append(await start_lb(kubeconfig, lb_pools, kernel=nodes is not None, service_cidr=args.service_cidr))
-
-        from kubesvc.cli.dnsboot import start_cluster_dns
-
-        stoppers.append(await start_cluster_dns(kubeconfig, args.dns_port))
-
     if nodes is not None:
         await nodes.start_agents(
             lambda path: write_kubeconfig(path, server=f"https://{NODE_NETWORK_GATEWAY}:{server.port}", pki=pki))
-        stoppers.insert(0, nodes.stop)  # stopped last: agents stop their pods, then the network goes
-        from kubesvc.cli.nodeproxies import start_node_proxies
+        stoppers.append(nodes.stop)  # stopped last: agents stop their pods, then the network goes
+    if with_controllers:
+        from kubesvc.cli.componentproc import ComponentsProcess, child_argv
 
-        stoppers.insert(1, await start_node_proxies(kubeconfig, [(n.name, n.netns) for n in nodes.net.nodes]))
+        node_list = [(n.name, n.netns) for n in nodes.net.nodes] if nodes is not None else []
+        components = ComponentsProcess(child_argv(kubeconfig, args, node_list, kernel=nodes is not None))
+        try:
+            await components.start()
+        except CliError:
+            for s in reversed(stoppers):
+                with contextlib.suppress(Exception):
+                    await s()
+            await server.stop()
+            lock.close()
+            raise
+        stoppers.append(components.stop)
     print(f"kubesvc is up: export KUBECONFIG={kubeconfig}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

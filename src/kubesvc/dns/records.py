@@ -9,6 +9,7 @@ also keeps the cache small at tens of thousands of objects.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
@@ -67,7 +68,9 @@ def _ports(items: list[Obj] | None, number_key: str) -> tuple[Port, ...]:
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=65536)
 def _valid_ip(text: object) -> bool:
+    """Memoised: a 100-endpoint slice is re-read on every write, and parsing its addresses dominated."""
     try:
         ipaddress.ip_address(str(text))
     except ValueError:

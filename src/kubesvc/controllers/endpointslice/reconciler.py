@@ -14,9 +14,14 @@ before they change).  It follows upstream's placement rules
    first), since that write happens anyway; then, if fewer than a slice's
    worth remain, the untouched slice that ends *closest to full*; only then
    new slices.
-4. Finally creates are turned into updates of slices that would otherwise be
+4. Services asking for topology-aware hints get them allocated per zone
+   (:mod:`.topologycache`), or taken off with the reason as an event.
+5. Finally creates are turned into updates of slices that would otherwise be
    deleted, and a Service with no endpoints keeps exactly one empty
    placeholder slice per address type.
+
+Besides the writes, a plan carries the Events to record on the Service and
+the figures upstream's metrics are made of (:class:`SyncStats`).
 
 Upstream picks leftover endpoints in map order; here they go in key order, so
 the same input always gives the same plan (and table tests can say which).
@@ -30,6 +35,7 @@ from typing import Any, Protocol
 
 from .model import (
     ANNOTATION_TRIGGER_TIME,
+    CLOSE_TRAFFIC,
     CONTROLLER_NAME,
     LABEL_HEADLESS,
     LABEL_MANAGED_BY,
@@ -41,6 +47,7 @@ from .model import (
     endpoint_key,
     endpoint_ports,
     endpoints_equal_beyond_key,
+    hints_enabled,
     is_headless,
     owned_by,
     pod_to_endpoint,
@@ -48,6 +55,15 @@ from .model import (
     service_owner_ref,
     should_pod_be_in_endpoints,
 )
+from .topologycache import (
+    REASON_DISABLED,
+    WARNING,
+    HintEvent,
+    SliceInfo,
+    TopologyCache,
+    remove_hints_from_slices,
+)
+from .zoneallocation import TOPOLOGY_AWARE_HINTS_DISABLED, with_address_type
 
 Obj = dict[str, Any]
 DEFAULT_MAX_ENDPOINTS_PER_SLICE = 100
@@ -60,6 +76,22 @@ class NodeLookup(Protocol):
 
 
 @dataclass
+class SyncStats:
+    """One address type's share of a sync, for upstream's metrics.
+
+    ``added``/``removed``: endpoints new to the slices / dropped from them;
+    ``slices_changed``: writes planned; ``efficiency``: per port group, the
+    desired endpoints and the slices holding them once the plan is written.
+    """
+
+    address_type: str
+    added: int = 0
+    removed: int = 0
+    slices_changed: int = 0
+    efficiency: dict[PortKey, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass
 class Plan:
     """What to write.  ``errors`` are reasons to look again later (e.g. a pod's node is not known yet)."""
 
@@ -67,6 +99,10 @@ class Plan:
     update: list[Obj] = field(default_factory=list)
     delete: list[Obj] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    events: list[HintEvent] = field(default_factory=list)
+    stats: list[SyncStats] = field(default_factory=list)
+    topology: str = "Disabled"  # "Auto" when topology-aware hints were asked for (and can be given)
+    traffic_distribution: str = ""  # the trafficDistribution that shaped hints, if any
 
     @property
     def writes(self) -> int:
@@ -80,6 +116,11 @@ class _Memo:
     port_key: PortKey
     endpoint: Obj
     key: EndpointKey
+    # the very objects it was computed from: informer caches replace objects and never edit
+    # them, so identity means "same version" and the next sync can skip even the fingerprint
+    pod: Obj | None = None
+    svc: Obj | None = None
+    node: Obj | None = None
 
 
 @dataclass
@@ -92,15 +133,17 @@ class Reconciler:
     """Upstream's Reconciler minus the API calls: ``reconcile()`` returns a :class:`Plan`."""
 
     def __init__(self, max_endpoints_per_slice: int = DEFAULT_MAX_ENDPOINTS_PER_SLICE,
-                 controller_name: str = CONTROLLER_NAME) -> None:
+                 controller_name: str = CONTROLLER_NAME, topology: TopologyCache | None = None) -> None:
         if max_endpoints_per_slice < 1:
             raise ValueError("max_endpoints_per_slice must be at least 1")
         self.max = max_endpoints_per_slice
         self.controller_name = controller_name
+        self.topology = topology  # None: topology-aware hints are never given (and taken off where found)
         # per Service and address type: pod uid -> _Memo; see _endpoint_for
         self._memo: dict[str, dict[str, _Memo]] = {}
-        # per Service: slice name -> (the cached slice object, its endpoints' keys)
-        self._slice_keys: dict[str, dict[str, tuple[Obj, list[EndpointKey]]]] = {}
+        # per Service: slice name -> (the cached slice object, its endpoints' keys, and per
+        # endpoint the desired endpoint last found equal to it; see _by_port_mapping)
+        self._slice_keys: dict[str, dict[str, tuple[Obj, list[EndpointKey], list[Obj | None]]]] = {}
 
     def forget(self, svc_uid: str) -> None:
         """Drop what was remembered about a Service's pods (it is gone)."""
@@ -112,6 +155,10 @@ class Reconciler:
                   trigger_time: str = "") -> Plan:
         """Slices of address types the Service no longer has go; each remaining type is reconciled alone."""
         plan = Plan()
+        auto = self.topology is not None and hints_enabled(svc)
+        traffic = (svc.get("spec") or {}).get("trafficDistribution")
+        plan.topology = "Auto" if auto else "Disabled"
+        plan.traffic_distribution = traffic if traffic in CLOSE_TRAFFIC and not hints_enabled(svc) else ""
         keys = self._slice_keys.get((svc.get("metadata") or {}).get("uid", ""))
         if keys:  # forget slices that are gone
             for name in keys.keys() - {_name(s) for s in existing}:
@@ -123,6 +170,8 @@ class Reconciler:
                 by_type[s["addressType"]].append(s)
             else:
                 plan.delete.append(s)
+                if self.topology is not None:
+                    self.topology.remove_hints(_service_key(svc), str(s.get("addressType")))
         for t in types:
             self._by_address_type(svc, pods, by_type[t], nodes, t, trigger_time, plan)
         return plan
@@ -138,7 +187,24 @@ class Reconciler:
         memo = self._memo.get(memo_key, {})
         fresh: dict[str, _Memo] = {}
         groups: dict[PortKey, _Group] = {}
+        svc_rv = str((svc.get("metadata") or {}).get("resourceVersion") or "")
         for pod in pods:
+            pm = pod.get("metadata") or {}
+            hit = memo.get(pm.get("uid") or "")
+            if (hit is not None and hit.pod is pod and hit.svc is svc and hit.finger[1] == svc_rv
+                    and hit.finger[0] == str(pm.get("resourceVersion") or "")):
+                # the same pod and Service, unedited since last sync: only the node can have moved
+                node_name = (pod.get("spec") or {}).get("nodeName") or ""
+                node = nodes.get(node_name) if node_name else None
+                if node is hit.node and hit.finger[2] == str(((node or {}).get("metadata") or {})
+                                                             .get("resourceVersion") or ""):
+                    fresh[pod["metadata"]["uid"]] = hit
+                    group = groups.get(hit.port_key)
+                    if group is None:
+                        group = groups[hit.port_key] = _Group(hit.ports)
+                    if hit.endpoint["addresses"]:
+                        group.endpoints[hit.key] = hit.endpoint
+                    continue
             if not should_pod_be_in_endpoints(pod, include_terminating=True):
                 continue
             node_name = (pod.get("spec") or {}).get("nodeName") or ""
@@ -178,13 +244,16 @@ class Reconciler:
         hit = memo.get(uid) if usable else None
         if hit is None or hit.finger != finger:
             ports, ep = endpoint_ports(svc, pod), pod_to_endpoint(pod, node, svc, addr_type)
-            hit = _Memo(finger, ports, port_key(ports), ep, endpoint_key(ep))
+            hit = _Memo(finger, ports, port_key(ports), ep, endpoint_key(ep), pod, svc, node)
+        elif hit.pod is not pod or hit.svc is not svc or hit.node is not node:
+            hit = _Memo(hit.finger, hit.ports, hit.port_key, hit.endpoint, hit.key, pod, svc, node)
         if usable:
             fresh[uid] = hit
         return hit
 
-    def _existing_keys(self, svc: Obj, s: Obj) -> list[EndpointKey]:
-        """The keys of a cached slice's endpoints, computed once per version of the slice.
+    def _existing_keys(self, svc: Obj, s: Obj) -> tuple[list[EndpointKey], list[Obj | None]]:
+        """The keys of a cached slice's endpoints, computed once per version of the slice,
+        and the desired endpoints already found equal to them (``None``: not compared yet).
 
         Informer caches replace objects, never edit them, so identity says "same version".
         """
@@ -192,9 +261,10 @@ class Reconciler:
         name = _name(s)
         hit = per_svc.get(name)
         if hit is None or hit[0] is not s or len(hit[1]) != len(s.get("endpoints") or ()):
-            hit = (s, [endpoint_key(ep) for ep in s.get("endpoints") or []])
+            keys = [endpoint_key(ep) for ep in s.get("endpoints") or []]
+            hit = (s, keys, [None] * len(keys))
             per_svc[name] = hit
-        return hit[1]
+        return hit[1], hit[2]
 
     def _by_address_type(self, svc: Obj, pods: list[Obj], existing: list[Obj], nodes: NodeLookup,
                          addr_type: str, trigger_time: str, plan: Plan) -> None:
@@ -207,10 +277,14 @@ class Reconciler:
             else:
                 to_delete.append(s)
         desired = self._desired(svc, pods, nodes, addr_type, plan.errors)
+        stats = SyncStats(addr_type)
         to_create: list[Obj] = []
         to_update: list[Obj] = []
+        auto = plan.topology == "Auto"
         for pk, group in desired.items():
-            c, u, d = self._by_port_mapping(svc, existing_by_ports.get(pk, []), group, addr_type)
+            have = existing_by_ports.get(pk, [])
+            c, u, d = self._by_port_mapping(svc, have, group, addr_type, stats, compare_hints=not auto)
+            stats.efficiency[pk] = (len(group.endpoints), len(have) + len(c) - len(d))
             to_create += c
             to_update += u
             to_delete += d
@@ -223,10 +297,30 @@ class Reconciler:
                 to_delete = []
             else:
                 to_create.append(placeholder)
-        self._finalize(svc, to_create, to_update, to_delete, trigger_time, plan)
+            stats.efficiency[()] = (0, 1)
+        written = {_name(s) for s in (*to_update, *to_delete)}
+        si = SliceInfo(_service_key(svc), addr_type, to_create, to_update,
+                       [s for s in existing if _name(s) not in written])
+        self._hints(svc, si, auto, plan)
+        stats.slices_changed = self._finalize(svc, si.to_create, si.to_update, to_delete, trigger_time, plan)
+        plan.stats.append(stats)
 
-    def _by_port_mapping(self, svc: Obj, existing: list[Obj], group: _Group,
-                         addr_type: str) -> tuple[list[Obj], list[Obj], list[Obj]]:
+    def _hints(self, svc: Obj, si: SliceInfo, auto: bool, plan: Plan) -> None:
+        """Topology-aware hints for an Auto Service; otherwise forget any it had (and say so once)."""
+        if auto:
+            assert self.topology is not None
+            plan.events += self.topology.add_hints(si)
+            return
+        if self.topology is not None:
+            if self.topology.has_populated_hints(si.service_key):
+                plan.events.append(HintEvent(WARNING, REASON_DISABLED,
+                                             with_address_type(TOPOLOGY_AWARE_HINTS_DISABLED, si.address_type)))
+            self.topology.remove_hints(si.service_key, si.address_type)
+        if hints_enabled(svc):  # asked for, but this controller gives none: take off what is there
+            remove_hints_from_slices(si)
+
+    def _by_port_mapping(self, svc: Obj, existing: list[Obj], group: _Group, addr_type: str, stats: SyncStats,
+                         *, compare_hints: bool = True) -> tuple[list[Obj], list[Obj], list[Obj]]:
         """Steps 2 and 3 of the module docstring for one port group: (create, update, delete)."""
         desired = dict(group.endpoints)
         labels = self.labels(svc)
@@ -236,12 +330,19 @@ class Reconciler:
         for s in existing:
             kept: list[Obj] = []
             changed = False
-            for key, ep in zip(self._existing_keys(svc, s), s.get("endpoints") or [], strict=True):
-                want = desired.pop(key, None)
+            keys, same = self._existing_keys(svc, s)
+            for i, ep in enumerate(s.get("endpoints") or []):
+                want = desired.pop(keys[i], None)
                 if want is not None:
                     kept.append(want)
-                    changed = changed or (want != ep and not endpoints_equal_beyond_key(want, ep))
+                    if want is same[i]:
+                        continue  # this very desired endpoint was found equal to this version before
+                    if want == ep or endpoints_equal_beyond_key(want, ep, compare_hints=compare_hints):
+                        same[i] = want
+                    else:
+                        changed = True
             if changed or len(kept) != len(s.get("endpoints") or []):
+                stats.removed += len(s.get("endpoints") or []) - len(kept)
                 if kept:
                     updated[_name(s)] = _with(s, endpoints=kept, labels=labels)
                 else:
@@ -252,6 +353,7 @@ class Reconciler:
                 unchanged.append(s)
 
         remaining = deque(desired[k] for k in sorted(desired))
+        stats.added += len(remaining)
         for s in sorted(updated.values(), key=lambda s: -len(s["endpoints"])):
             self._fill(s, remaining)
         created: list[Obj] = []
@@ -275,8 +377,8 @@ class Reconciler:
             s["endpoints"].append(remaining.popleft())
 
     def _finalize(self, svc: Obj, create: list[Obj], update: list[Obj], delete: list[Obj],
-                  trigger_time: str, plan: Plan) -> None:
-        """Recycle slices about to be deleted as the bodies of creates; stamp the trigger time."""
+                  trigger_time: str, plan: Plan) -> int:
+        """Recycle slices about to be deleted as the bodies of creates; stamp the trigger time.  Returns the writes."""
         uid = (svc.get("metadata") or {}).get("uid", "")
         i = 0
         while i < len(delete) and create:
@@ -298,6 +400,7 @@ class Reconciler:
         plan.create += create
         plan.update += update
         plan.delete += delete
+        return len(create) + len(update) + len(delete)
 
     # ---------------------------------------------------------------- objects
 
@@ -367,6 +470,10 @@ def _recycle(new: Obj, old: Obj) -> Obj:
 
 def _labels(obj: Obj) -> dict[str, str]:
     return (obj.get("metadata") or {}).get("labels") or {}
+
+
+def _service_key(svc: Obj) -> str:
+    return f"{_ns(svc)}/{_name(svc)}"
 
 
 def _name(obj: Obj) -> str:
