@@ -47,6 +47,9 @@ def add_dns_parser(sub: Any) -> None:
     p.add_argument("--metrics", default="127.0.0.1:9153", metavar="HOST:PORT",
                    help="where /metrics is served (default 127.0.0.1:9153; 'none' to disable)")
     p.add_argument("--cluster-domain", default="cluster.local", help="the zone (default cluster.local)")
+    p.add_argument("--pods", choices=["insecure", "verified", "disabled"], default="insecure",
+                   help="a-b-c-d.<ns>.pod names: for any address (insecure, the default), only for "
+                        "a pod's own address in its namespace (verified: watches Pods), or never (disabled)")
     p.add_argument("--reuse-port", action="store_true",
                    help="SO_REUSEPORT, so several `kubesvc dns` processes share one address")
 
@@ -70,7 +73,7 @@ def run_dns_command(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
     async def main() -> int:
         task = asyncio.ensure_future(run_dns(args.kubeconfig, listen, ttl=args.ttl, upstreams=upstreams,
                                              metrics=metrics, domain=args.cluster_domain,
-                                             reuse_port=args.reuse_port))
+                                             reuse_port=args.reuse_port, pods=args.pods))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)

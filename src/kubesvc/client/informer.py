@@ -181,7 +181,7 @@ class Informer:
                  resync_period: float | None = None, page_size: int = 500,
                  indexers: dict[str, IndexFunc] | None = None,
                  watch_timeout: tuple[int, int] = (300, 600), max_backoff: float = 30.0,
-                 freeze: bool = False) -> None:
+                 freeze: bool = False, transform: Callable[[Obj], Obj] | None = None) -> None:
         self.client = client
         self.resource = resource
         self.namespace = namespace
@@ -192,6 +192,9 @@ class Informer:
         self.watch_timeout = watch_timeout
         self.max_backoff = max_backoff
         self.freeze = freeze  # store deep-frozen objects (a debug mode: see sharedinformers)
+        # client-go's SetTransform: what is cached and handed to handlers is transform(obj), which
+        # must keep metadata.namespace and .name (the store's key); a slim transform saves memory
+        self.transform = transform
         self.store = Store({**DEFAULT_INDEXERS, **(indexers or {})})
         self.last_resource_version = ""
         self._handlers: list[_Handlers] = []
@@ -278,6 +281,8 @@ class Informer:
             obj.setdefault("kind", self.resource.kind)
             obj.setdefault("apiVersion", self.resource.api_version)
             seen.add(object_key(obj))
+            if self.transform is not None:
+                obj = self.transform(obj)
             if self.freeze:
                 obj = _freeze(obj)
             old = self.store.put(obj)
@@ -309,6 +314,8 @@ class Informer:
             if rv:
                 self.last_resource_version = rv
             return
+        if self.transform is not None and etype in ("ADDED", "MODIFIED", "DELETED"):
+            obj = self.transform(obj)
         if etype in ("ADDED", "MODIFIED"):
             if self.freeze:
                 obj = _freeze(obj)

@@ -53,6 +53,10 @@ class Zone:
     dns_ips: tuple[str, ...] = ("10.0.0.10",)
     # reverse names in these ranges are ours to deny; others are forwarded
     reverse_cidrs: tuple[str, ...] = ("10.0.0.0/16", "10.244.0.0/16")
+    pods: str = "insecure"  # CoreDNS's `pods` option: insecure, verified or disabled
+
+
+POD_MODES = ("insecure", "verified", "disabled")
 
 
 @dataclass
@@ -109,8 +113,8 @@ def _resolve(req: p.Request, owner: str, qtype: str, index: Index, zone: Zone, o
     elif kind == p.NAMESPACE:
         if not index.has_namespace(req.namespace):
             out.rcode = NXDOMAIN
-    elif kind == p.POD:  # CoreDNS's `pods insecure`: any well-formed address answers
-        out.answer += _addresses(owner, (req.ip,), qtype, zone.ttl)
+    elif kind == p.POD:
+        _pod(req, owner, qtype, index, zone, out)
     elif kind == p.PTR:
         names = [_ptr_target(ns, svc, host, zone) for ns, svc, host in index.reverse(req.ip)]
         if not names:
@@ -132,6 +136,19 @@ def _resolve(req: p.Request, owner: str, qtype: str, index: Index, zone: Zone, o
             _port(svc, req, owner, qtype, index, zone, out)
     else:
         out.rcode = NXDOMAIN
+
+
+def _pod(req: p.Request, owner: str, qtype: str, index: Index, zone: Zone, out: Answer) -> None:
+    """``a-b-c-d.<ns>.pod``: any well-formed address (insecure), only a pod's own (verified), or none.
+
+    ``insecure`` answers whatever address the name spells, whether or not a pod has it,
+    which is what many clusters run (and why CoreDNS offers ``verified``): the name then
+    exists only while a pod in that namespace has that address.
+    """
+    if zone.pods == "disabled" or (zone.pods == "verified" and not index.has_pod(req.namespace, req.ip)):
+        out.rcode = NXDOMAIN
+    else:
+        out.answer += _addresses(owner, (req.ip,), qtype, zone.ttl)
 
 
 def _service(svc: Service, owner: str, qtype: str, index: Index, zone: Zone, out: Answer) -> None:

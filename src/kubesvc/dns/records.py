@@ -1,6 +1,6 @@
 """Slim, frozen views of the API objects DNS answers from.
 
-The watch cache converts each Service and EndpointSlice into these records
+The watch cache converts each Service, EndpointSlice and Pod into these records
 once, on ingest, so the answering step never walks a full object dict and
 never has to guess at missing fields.  Everything the answer depends on is
 here; everything else (labels, status, managedFields...) is dropped, which
@@ -52,6 +52,15 @@ class Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class Pod:
+    """What ``pods verified`` needs of a Pod: where it is and its addresses (CoreDNS keeps the same)."""
+
+    namespace: str
+    name: str
+    ips: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Slice:
     namespace: str
     name: str
@@ -68,14 +77,24 @@ def _ports(items: list[Obj] | None, number_key: str) -> tuple[Port, ...]:
     return tuple(out)
 
 
-@functools.lru_cache(maxsize=65536)
 def _valid_ip(text: object) -> bool:
+    return isinstance(text, str) and _parses_as_ip(text)
+
+
+@functools.lru_cache(maxsize=65536)
+def _parses_as_ip(text: str) -> bool:
     """Memoised: a 100-endpoint slice is re-read on every write, and parsing its addresses dominated."""
     try:
-        ipaddress.ip_address(str(text))
+        ipaddress.ip_address(text)
     except ValueError:
         return False
     return True
+
+
+@functools.lru_cache(maxsize=65536)
+def _canonical_ip(text: str) -> str:
+    """The address as ``parse.undash`` spells it (``fd00:0::7`` → ``fd00::7``), so lookups compare equal."""
+    return str(ipaddress.ip_address(text))
 
 
 def service_record(obj: Obj) -> Service:
@@ -116,6 +135,23 @@ def slice_record(obj: Obj) -> Slice:
         name=str(meta.get("name") or ""),
         service=str((meta.get("labels") or {}).get(SERVICE_NAME_LABEL) or "").lower(),
         endpoints=tuple(endpoints),
+    )
+
+
+def pod_record(obj: Obj) -> Pod:
+    """A Pod's addresses (``status.podIPs``, else ``status.podIP``); none until one is assigned.
+
+    A terminating pod keeps its addresses until it is deleted: it still exists and may
+    still answer (CoreDNS, too, leaves a pod in its cache until the delete).
+    """
+    meta = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    listed = [entry.get("ip") for entry in status.get("podIPs") or () if isinstance(entry, dict)]
+    ips = [ip for ip in listed or [status.get("podIP")] if _valid_ip(ip)]
+    return Pod(
+        namespace=str(meta.get("namespace") or "").lower(),
+        name=str(meta.get("name") or ""),
+        ips=tuple(dict.fromkeys(_canonical_ip(ip) for ip in ips)),
     )
 
 

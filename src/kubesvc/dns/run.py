@@ -21,12 +21,12 @@ from aiohttp import web
 from kubesvc.api.addressplan import CLUSTER_DNS_IP, CLUSTER_DOMAIN, POD_CIDR, SERVICE_CIDR
 from kubesvc.client.rest import ApiClient
 
-from .answer import Zone
+from .answer import POD_MODES, Zone
 from .forward import Addr, Forwarder, resolv_conf_upstreams
 from .index import MemoryIndex
 from .metrics import Stats, bound_port, start_metrics_server
 from .resolver import Resolver
-from .server import AnswerCache, TcpServer, bind
+from .server import AnswerCache, TcpServer, UdpServer, bind
 from .watch import WatchCache
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class DnsServer:
     stats: Stats
     addresses: list[Addr] = field(default_factory=list)
     metrics_address: Addr | None = None
-    _udp: list[asyncio.DatagramTransport] = field(default_factory=list)
+    _udp: list[UdpServer] = field(default_factory=list)
     _tcp: list[asyncio.Server] = field(default_factory=list)
     _metrics: web.AppRunner | None = None
 
@@ -65,18 +65,24 @@ class DnsServer:
 async def start_dns(kubeconfig: str | os.PathLike[str], listen: list[Addr], *, ttl: int = 30,
                     upstreams: list[Addr] | None = None, metrics: Addr | None = ("127.0.0.1", 9153),
                     domain: str = CLUSTER_DOMAIN, dns_ips: tuple[str, ...] = (CLUSTER_DNS_IP,),
-                    reuse_port: bool = False, forward_timeout: float = 2.0) -> DnsServer:
-    """Bind every address, start the watch cache and return; answers SERVFAIL until synced."""
+                    reuse_port: bool = False, forward_timeout: float = 2.0, pods: str = "insecure") -> DnsServer:
+    """Bind every address, start the watch cache and return; answers SERVFAIL until synced.
+
+    ``pods`` is CoreDNS's option of that name: ``insecure`` (the default), ``verified``
+    (which watches Pods) or ``disabled``.
+    """
+    if pods not in POD_MODES:
+        raise ValueError(f"pods must be one of {', '.join(POD_MODES)}, not {pods!r}")
     client = ApiClient.from_kubeconfig(Path(kubeconfig), user_agent="kubesvc-dns")
     index = MemoryIndex(synced=False)
     stats = Stats()
     answers = AnswerCache(stats)
     index.on_change(answers.clear)
-    cache = WatchCache(client, index)
+    cache = WatchCache(client, index, pods=pods == "verified")
     srv = DnsServer(client, cache, index, stats)
     if upstreams is None:
         upstreams = resolv_conf_upstreams(exclude=set(listen))
-    zone = Zone(domain=domain, ttl=ttl, dns_ips=dns_ips, reverse_cidrs=(SERVICE_CIDR, POD_CIDR))
+    zone = Zone(domain=domain, ttl=ttl, dns_ips=dns_ips, reverse_cidrs=(SERVICE_CIDR, POD_CIDR), pods=pods)
     resolver = Resolver(index, zone, Forwarder(upstreams, timeout=forward_timeout), stats)
     tcp = TcpServer(resolver, stats)
     try:

@@ -7,6 +7,7 @@ from dnsfixtures import static_index
 
 from kubesvc.dns.answer import Zone, answer
 from kubesvc.dns.index import MemoryIndex
+from kubesvc.dns.records import Pod
 
 Z = Zone()
 SOA = "cluster.local. 30 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 30"
@@ -161,3 +162,25 @@ def test_other_cluster_domain(index: MemoryIndex) -> None:
     zone = Zone(domain="example.internal")
     assert answer("svc1.default.svc.example.internal.", "A", index, zone).answer[0].data == "10.0.0.100"
     assert answer("svc1.default.svc.cluster.local.", "A", index, zone).forward
+
+
+POD_NAMES = [("10-244-1-7.default.pod.cluster.local.", "A"), ("fd00--7.default.pod.cluster.local.", "AAAA"),
+             ("10-244-1-7.other.pod.cluster.local.", "A"), ("10-244-1-8.default.pod.cluster.local.", "A")]
+
+
+@pytest.mark.parametrize("mode,expected", [
+    ("insecure", ["NOERROR:1", "NOERROR:1", "NOERROR:1", "NOERROR:1"]),
+    ("verified", ["NOERROR:1", "NOERROR:1", "NXDOMAIN:0", "NXDOMAIN:0"]),
+    ("disabled", ["NXDOMAIN:0", "NXDOMAIN:0", "NXDOMAIN:0", "NXDOMAIN:0"]),
+])
+def test_pod_modes(index: MemoryIndex, mode: str, expected: list[str]) -> None:
+    """CoreDNS's `pods` option: verified answers only a pod's own address in the pod's namespace."""
+    index.put_pod(Pod("default", "p", ("10.244.1.7", "fd00::7")))
+    zone = Zone(pods=mode)
+    got = [answer(name, qtype, index, zone) for name, qtype in POD_NAMES]
+    assert [f"{a.rcode}:{len(a.answer)}" for a in got] == expected
+    if mode == "verified":
+        assert str(got[0].answer[0]) == "10-244-1-7.default.pod.cluster.local. 30 IN A 10.244.1.7"
+        assert answer("10-244-1-7.default.pod.cluster.local.", "AAAA", index, zone).nodata  # exists, no AAAA
+        index.delete_pod("default", "p")
+        assert answer(*POD_NAMES[0], index, zone).rcode == "NXDOMAIN"

@@ -47,3 +47,46 @@ async def test_watch_cache_lists_then_follows_changes() -> None:
                 await until(lambda: index.endpoints("default", "h") == [])
             finally:
                 await cache.stop()
+
+
+POD = by_kind("v1", "Pod")
+
+
+async def test_pods_verified_watches_pods_slim() -> None:
+    """With pods watched: an address counts once the pod has it; status heartbeats change nothing; deletes go."""
+    async with FakeApiServer(bookmark_interval=0.2) as fake:
+        async with ApiClient(ClientConfig(server=fake.url), timeout=5) as api:
+            await api.create(NS, {"metadata": {"name": "default"}})
+            pod = await api.create(POD, {"metadata": {"name": "p"}, "spec": {"containers": [
+                {"name": "c", "image": "busybox"}]}}, "default")
+            index = MemoryIndex(synced=False)
+            changes: list[int] = []
+            index.on_change(lambda: changes.append(index.serial))
+            cache = WatchCache(api, index, pods=True)
+            cache.start()
+            try:
+                await cache.wait_synced(5)
+                assert not index.has_pod("default", "10.244.1.5")
+                pod["status"] = {"phase": "Running", "podIP": "10.244.1.5", "podIPs": [{"ip": "10.244.1.5"}]}
+                pod = await api.update_status(POD, pod, "default")
+                await until(lambda: index.has_pod("default", "10.244.1.5"))
+                before = len(changes)
+                pod["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+                pod = await api.update_status(POD, pod, "default")
+                await api.create(SVC, service("after", ip="10.0.0.9"), "default")  # a marker: events come in order
+                await until(lambda: index.service("default", "after") is not None)
+                assert len(changes) == before + 1  # the Service only, not the heartbeat
+                stored = cache.pods.store.list()
+                assert [sorted(o) for o in stored] == [["metadata", "record"]]  # the informer keeps slim objects
+                await api.delete(POD, "p", "default")
+                await until(lambda: not index.has_pod("default", "10.244.1.5"))
+            finally:
+                await cache.stop()
+
+
+async def test_without_verified_pods_are_not_watched() -> None:
+    """The default (insecure) needs no Pod watch: memory and events saved."""
+    async with FakeApiServer() as fake:
+        async with ApiClient(ClientConfig(server=fake.url), timeout=5) as api:
+            cache = WatchCache(api, MemoryIndex(synced=False))
+            assert len(cache.informers) == 2 and not hasattr(cache, "pods")
