@@ -10,6 +10,7 @@ parser (IPv4 octets may carry leading zeros; no IPv6 zones).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Any
@@ -121,7 +122,19 @@ def is_dns1035_label(value: str) -> list[str]:
 
 
 def is_qualified_name(value: str) -> list[str]:
-    """Label keys, annotation keys, finalizers, appProtocol, loadBalancerClass."""
+    """Label keys, annotation keys, finalizers, appProtocol, loadBalancerClass.
+
+    Memoised: every write re-validates the same few label and annotation keys.
+    """
+    return list(_qualified_name_errors(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _qualified_name_errors(value: str) -> tuple[str, ...]:
+    return tuple(_is_qualified_name(value))
+
+
+def _is_qualified_name(value: str) -> list[str]:
     errs: list[str] = []
     parts = value.split("/")
     if len(parts) == 1:
