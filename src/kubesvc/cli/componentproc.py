@@ -44,6 +44,7 @@ def add_components_parser(sub: Any) -> None:
     p.add_argument("--kernel", action="store_true", help="announce LoadBalancer addresses on the node network")
     p.add_argument("--service-cidr", default="10.0.0.0/16")
     p.add_argument("--dns-port", type=int, default=53)
+    p.add_argument("--dns-pods", choices=["insecure", "verified", "disabled"], default="insecure")
     p.add_argument("--node", action="append", default=[], metavar="NAME=NETNS",
                    help="run a proxy for this node inside its network namespace (repeatable)")
     p.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
@@ -56,7 +57,7 @@ def child_argv(kubeconfig: Path, args: argparse.Namespace, nodes: Sequence[tuple
     if getattr(args, "verbose", False):
         argv.append("-v")
     argv += ["components", "--kubeconfig", str(kubeconfig), "--service-cidr", args.service_cidr,
-             "--dns-port", str(args.dns_port)]
+             "--dns-port", str(args.dns_port), "--dns-pods", getattr(args, "dns_pods", "insecure")]
     for entry in getattr(args, "lb_pool", None) or []:
         argv += ["--lb-pool", entry]
     if kernel:
@@ -93,7 +94,7 @@ async def run_components(args: argparse.Namespace) -> int:
     try:
         stoppers.append(await start_controllers(args.kubeconfig))
         stoppers.append(await start_lb(args.kubeconfig, pools, kernel=args.kernel, service_cidr=args.service_cidr))
-        stoppers.append(await start_cluster_dns(args.kubeconfig, args.dns_port))
+        stoppers.append(await start_cluster_dns(args.kubeconfig, args.dns_port, pods=args.dns_pods))
         if nodes:
             stoppers.append(await start_node_proxies(args.kubeconfig, nodes))
         if args.ready_fd is not None:

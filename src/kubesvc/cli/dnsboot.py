@@ -57,6 +57,8 @@ def add_dns_parser(sub: Any) -> None:
 def add_up_flags(up: argparse.ArgumentParser) -> None:
     up.add_argument("--dns-port", type=int, default=53,
                     help="cluster DNS port on 127.0.0.1 and the host bridge (default 53; 0 for any free port)")
+    up.add_argument("--dns-pods", choices=["insecure", "verified", "disabled"], default="insecure",
+                    help="cluster DNS pod names a-b-c-d.<ns>.pod: as `kubesvc dns --pods` (default insecure)")
 
 
 def run_dns_command(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
@@ -88,12 +90,12 @@ def run_dns_command(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
     return main()
 
 
-async def start_cluster_dns(kubeconfig: Path, port: int = 53) -> Callable[[], Awaitable[None]]:
+async def start_cluster_dns(kubeconfig: Path, port: int = 53, *, pods: str = "insecure") -> Callable[[], Awaitable[None]]:
     """Run DNS for ``kubesvc up`` and publish it as ``kube-dns``; return its stopper."""
     addresses = ["127.0.0.1"]
     if os.path.exists(f"/sys/class/net/{HOST_BRIDGE}"):
         addresses.insert(0, NODE_NETWORK_GATEWAY)
-    srv = await _bind(kubeconfig, addresses, port)
+    srv = await _bind(kubeconfig, addresses, port, pods)
     primary_host, primary_port = srv.addresses[0]
     print("kubesvc dns: serving on " + ", ".join(f"{h}:{p}" for h, p in srv.addresses), flush=True)
     client = ApiClient.from_kubeconfig(kubeconfig, user_agent="kubesvc-dns-bootstrap")
@@ -110,13 +112,13 @@ async def start_cluster_dns(kubeconfig: Path, port: int = 53) -> Callable[[], Aw
     return stop
 
 
-async def _bind(kubeconfig: Path, addresses: list[str], port: int) -> DnsServer:
+async def _bind(kubeconfig: Path, addresses: list[str], port: int, pods: str) -> DnsServer:
     """Port 53 (and 9153 for metrics) when free, else ephemeral ports."""
     try:
-        return await start_dns(kubeconfig, [(a, port) for a in addresses], metrics=(addresses[0], 9153))
+        return await start_dns(kubeconfig, [(a, port) for a in addresses], metrics=(addresses[0], 9153), pods=pods)
     except OSError as e:
         log.warning("dns: port %d or 9153 is taken (%s); using free ports", port, e.strerror or e)
-    return await start_dns(kubeconfig, [(a, 0) for a in addresses], metrics=(addresses[0], 0))
+    return await start_dns(kubeconfig, [(a, 0) for a in addresses], metrics=(addresses[0], 0), pods=pods)
 
 
 async def publish(client: ApiClient, host: str, port: int, metrics_port: int) -> None:
