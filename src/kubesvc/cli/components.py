@@ -72,9 +72,24 @@ def workload_controllers(client: ApiClient, factory: SharedInformerFactory | Non
                                     monitor_period=min(5.0, max(grace / 4, 0.5)), factory=factory)]
 
 
+def metric_registries(running: list[Controller]) -> list[Any]:
+    """The Prometheus registries of the controllers that keep figures (a ``metrics.registry``)."""
+    regs = [getattr(getattr(c, "metrics", None), "registry", None) for c in running]
+    return [r for r in regs if r is not None]
+
+
 async def start_controllers(kubeconfig: Path, *, advertise_address: str = NODE_NETWORK_GATEWAY,
-                            apiserver_port: int | None = None) -> Callable[[], Awaitable[None]]:
-    """Start every controller, all on one set of shared informers; return the coroutine function that stops them all."""
+                            apiserver_port: int | None = None,
+                            metrics_address: tuple[str, int] | None = ("127.0.0.1", 10257),
+                            ) -> Callable[[], Awaitable[None]]:
+    """Start every controller, all on one set of shared informers; return the coroutine function that stops them all.
+
+    Their ``/metrics`` are served on ``metrics_address`` (kube-controller-manager's
+    port 10257 on loopback, or a free port when that is taken: the line
+    ``kubesvc controllers: metrics on URL`` says which); None serves none.
+    """
+    from kubesvc.controllers.metricsserver import start_metrics_server
+
     client = ApiClient.from_kubeconfig(kubeconfig, user_agent="kubesvc-controller-manager")
     factory = SharedInformerFactory(client)
     running = (controllers(client, factory)
@@ -82,8 +97,15 @@ async def start_controllers(kubeconfig: Path, *, advertise_address: str = NODE_N
                + workload_controllers(client, factory))
     factory.start()
     await asyncio.gather(*(c.start() for c in running))
+    metrics = None
+    if metrics_address is not None:
+        host, want = metrics_address
+        metrics, port = await start_metrics_server(metric_registries(running), host, want)
+        print(f"kubesvc controllers: metrics on http://{host}:{port}/metrics", flush=True)
 
     async def stop() -> None:
+        if metrics is not None:
+            await metrics.cleanup()
         await asyncio.gather(*(c.stop() for c in running), return_exceptions=True)
         await factory.stop()
         await client.close()

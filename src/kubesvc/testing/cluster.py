@@ -68,11 +68,12 @@ class Cluster:
 
 
 def start_cluster(data_dir: Path, cache_dir: Path, *extra: str, port: int | None = None,
-                  timeout: float = 30) -> Cluster:
+                  timeout: float = 30, command: str = "up") -> Cluster:
+    """``kubesvc up`` (or, with ``command="apiserver"``, the API server alone, for tests that run controllers)."""
     port = port or free_port()
-    if not any(a == "--nodes" or a.startswith("--nodes=") for a in extra):
+    if command == "up" and not any(a == "--nodes" or a.startswith("--nodes=") for a in extra):
         extra = ("--nodes", "0", *extra)  # no node network unless a test asks for one (one per machine)
-    cmd = [sys.executable, "-m", "kubesvc", "up", "--data-dir", str(data_dir), "--port", str(port), *extra]
+    cmd = [sys.executable, "-m", "kubesvc", command, "--data-dir", str(data_dir), "--port", str(port), *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     c = Cluster(data_dir, port, proc, cache_dir)
     deadline = time.monotonic() + timeout

@@ -5,7 +5,8 @@ running anything: this registers Nodes through the API, renews each one's
 Lease in ``kube-node-lease``, marks every pod bound to a live node Running
 and Ready through ``/status`` right away, and finishes the graceful deletion
 of its pods (a delete with grace 0), as a real agent would once the
-containers stopped.  :meth:`FakeNodes.silence` stops one node's heartbeats
+containers stopped.  ``labels`` and ``cpu`` give nodes zones and allocatable
+CPU (what topology-aware hints are computed from).  :meth:`FakeNodes.silence` stops one node's heartbeats
 (its agent "died"); :meth:`revive` brings it back.
 
 It runs its own event loop in a thread, so synchronous pytest tests can use
@@ -43,11 +44,12 @@ class FakeNodes:
     """``with FakeNodes(kubeconfig, ["n1", "n2"]) as nodes: ...``."""
 
     def __init__(self, kubeconfig: str | Path, names: Iterable[str], *, lease_period: float = 1.0,
-                 labels: dict[str, dict[str, str]] | None = None) -> None:
+                 labels: dict[str, dict[str, str]] | None = None, cpu: dict[str, str] | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.names = list(names)
         self.lease_period = lease_period
         self.labels = labels or {}
+        self.cpu = cpu or {}
         self.silenced: set[str] = set()
         self.ready_at: dict[str, float] = {}  # pod key -> when we made it Ready (monotonic)
         self._loop = asyncio.new_event_loop()
@@ -126,8 +128,10 @@ class FakeNodes:
         now = now_rfc3339()
         cond = {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
                 "lastHeartbeatTime": now, "lastTransitionTime": now}
-        await self.client.patch(NODES, name, {"status": {"conditions": [cond]}}, patch_type="strategic",
-                                subresource="status")
+        status: Obj = {"conditions": [cond]}
+        if name in self.cpu:
+            status["allocatable"] = status["capacity"] = {"cpu": self.cpu[name], "memory": "8Gi", "pods": "110"}
+        await self.client.patch(NODES, name, {"status": status}, patch_type="strategic", subresource="status")
 
     async def _renew(self, name: str) -> None:
         assert LEASES

@@ -27,6 +27,8 @@ ANNOTATION_TRIGGER_TIME = "endpoints.kubernetes.io/last-change-trigger-time"
 ANNOTATION_OVER_CAPACITY = "endpoints.kubernetes.io/over-capacity"
 ANNOTATION_LEADER = "control-plane.alpha.kubernetes.io/leader"
 ANNOTATION_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+ANNOTATION_TOPOLOGY_MODE = "service.kubernetes.io/topology-mode"
+ANNOTATION_TOPOLOGY_AWARE_HINTS = "service.kubernetes.io/topology-aware-hints"  # the older name
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
 MIRRORING_CONTROLLER_NAME = "endpointslicemirroring-controller.k8s.io"
 RESERVED_LABELS = frozenset({LABEL_SERVICE_NAME, LABEL_MANAGED_BY, LABEL_HEADLESS})
@@ -51,6 +53,19 @@ def service_selector(svc: Obj) -> LabelSelector | None:
 def is_headless(svc: Obj) -> bool:
     ip = (svc.get("spec") or {}).get("clusterIP")
     return ip in (None, "", "None")
+
+
+def hints_enabled(svc: Obj) -> bool:
+    """Topology-aware hints asked for: ``topology-mode: Auto``, or else the older ``topology-aware-hints: auto``.
+
+    When ``topology-mode`` is present it decides alone (``Disabled`` wins over
+    the older annotation), as upstream's hintsEnabled.
+    """
+    annotations = (svc.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(ANNOTATION_TOPOLOGY_MODE)
+    if value is None:
+        value = annotations.get(ANNOTATION_TOPOLOGY_AWARE_HINTS)
+    return value in ("Auto", "auto")
 
 
 def address_types(svc: Obj) -> list[str]:
@@ -167,7 +182,8 @@ def pod_to_endpoint(pod: Obj, node: Obj | None, svc: Obj, address_type: str) -> 
         ep["zone"] = zone
     if should_set_hostname(pod, svc):
         ep["hostname"] = pod["spec"]["hostname"]
-    hints = _hints(ep, (svc.get("spec") or {}).get("trafficDistribution"))
+    # topology-mode Auto overrides trafficDistribution; its hints are allocated per zone later (.topologycache)
+    hints = None if hints_enabled(svc) else _hints(ep, (svc.get("spec") or {}).get("trafficDistribution"))
     if hints:
         ep["hints"] = hints
     return ep
@@ -198,12 +214,17 @@ def _ref(ref: Obj | None) -> Obj:
     return {k: v for k, v in (ref or {}).items() if v not in (None, "") and k != "resourceVersion"}
 
 
-def endpoints_equal_beyond_key(a: Obj, b: Obj) -> bool:
-    """Same node, zone, conditions, hints and target (its resourceVersion aside)."""
+def endpoints_equal_beyond_key(a: Obj, b: Obj, *, compare_hints: bool = True) -> bool:
+    """Same node, zone, conditions, hints and target (its resourceVersion aside).
+
+    Hints allocated per zone (topology-mode Auto) are not the pod's own
+    facts: they are checked slice by slice afterwards, so ``compare_hints``
+    is off for those Services.
+    """
     ca, cb = a.get("conditions") or {}, b.get("conditions") or {}
     return (a.get("nodeName") == b.get("nodeName") and a.get("zone") == b.get("zone")
             and all(ca.get(k) == cb.get(k) for k in ("ready", "serving", "terminating"))
-            and (a.get("hints") or None) == (b.get("hints") or None)
+            and (not compare_hints or (a.get("hints") or None) == (b.get("hints") or None))
             and _ref(a.get("targetRef")) == _ref(b.get("targetRef")))
 
 

@@ -55,15 +55,7 @@ from .model import (
     service_owner_ref,
     should_pod_be_in_endpoints,
 )
-from .topologycache import (
-    REASON_DISABLED,
-    WARNING,
-    HintEvent,
-    SliceInfo,
-    TopologyCache,
-    remove_hints_from_slices,
-)
-from .zoneallocation import TOPOLOGY_AWARE_HINTS_DISABLED, with_address_type
+from .topologycache import HintEvent, SliceInfo, TopologyCache, remove_hints_from_slices
 
 Obj = dict[str, Any]
 DEFAULT_MAX_ENDPOINTS_PER_SLICE = 100
@@ -312,10 +304,7 @@ class Reconciler:
             plan.events += self.topology.add_hints(si)
             return
         if self.topology is not None:
-            if self.topology.has_populated_hints(si.service_key):
-                plan.events.append(HintEvent(WARNING, REASON_DISABLED,
-                                             with_address_type(TOPOLOGY_AWARE_HINTS_DISABLED, si.address_type)))
-            self.topology.remove_hints(si.service_key, si.address_type)
+            plan.events += self.topology.not_asked(si.service_key, si.address_type)
         if hints_enabled(svc):  # asked for, but this controller gives none: take off what is there
             remove_hints_from_slices(si)
 
