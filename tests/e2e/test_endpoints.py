@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -136,6 +137,30 @@ def test_kubernetes_service_has_endpoints(cluster: Cluster) -> None:
     assert [s.metadata.name for s in slices] == ["kubernetes"]
     assert all_ips(slices) == {NODE_NETWORK_GATEWAY}
     assert [(p.name, p.port) for p in slices[0].ports] == [("https", cluster.port)]
+
+
+def test_controller_metrics_are_served(env: Env) -> None:
+    """``kubesvc up`` says where its controllers' /metrics are; they carry upstream's endpoint_slice_controller_*."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    line = next(x for x in env.cluster.output if "kubesvc controllers: metrics on " in x)
+    url = line.split(" on ", 1)[1].strip()
+    env.service("metered", {"app": "metered"})
+    env.pod("metered-1", "10.244.1.40", labels={"app": "metered"})
+    wait_for(lambda: ready_ips(env.slices("metered")) == {"10.244.1.40"}, "the endpoint")
+
+    def scrape() -> dict[str, float]:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            text = resp.read().decode()
+        return {f"{s.name}{sorted(s.labels.items())}": s.value
+                for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+    m = scrape()
+    assert m["endpoint_slice_controller_syncs[('result', 'success')]"] >= 1
+    assert m["endpoint_slice_controller_changes[('operation', 'create')]"] >= 1
+    assert m["endpoint_slice_controller_num_endpoint_slices[]"] >= 1
+    assert m["endpoint_slice_controller_endpoints_desired[]"] >= 1
+    assert m["endpoint_slice_controller_endpoints_added_per_sync_count[]"] >= 1
 
 
 def test_selector_matching_nothing_then_service_deleted(env: Env) -> None:

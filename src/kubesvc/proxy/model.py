@@ -167,7 +167,8 @@ def slice_view(obj: Obj) -> SliceView | None:
         eps.append(Endpoint(
             ip=addrs[0], port=0, ready=ready, serving=serving, terminating=bool(cond.get("terminating")),
             node_name=e.get("nodeName") or "",
-            zone_hints=tuple(z.get("name", "") for z in zones) if zones is not None else None))
+            # an empty forZones is no hint at all (upstream counts ZoneHints().Len() == 0 as missing)
+            zone_hints=tuple(z.get("name", "") for z in zones) if zones else None))
     trig = (meta.get("annotations") or {}).get(TRIGGER_TIME_ANNOTATION, "")
     return SliceView(f"{meta.get('namespace', '')}/{svc}", ports, tuple(eps), trig)
 
