@@ -26,7 +26,7 @@ Obj = dict[str, Any]
 @dataclass
 class _Seen:
     service_time: str = ""
-    pod_times: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (resourceVersion, time)
+    pod_times: dict[str, tuple[str, str]] = field(default_factory=dict)  # pod name -> (resourceVersion, time)
 
 
 class TriggerTimeTracker:
@@ -41,14 +41,16 @@ class TriggerTimeTracker:
         candidates: list[str] = []
         if prev is None or prev.service_time != now.service_time:
             candidates.append(now.service_time)
+        prev_times = prev.pod_times if prev is not None else {}
         for pod in pods:
             m = pod.get("metadata") or {}
-            pkey = f"{m.get('namespace', '')}/{m.get('name', '')}"
-            rv = str(m.get("resourceVersion") or "")
-            seen = prev.pod_times.get(pkey) if prev is not None else None
+            pkey = m.get("name") or ""  # a Service's pods share its namespace
+            rv = m.get("resourceVersion") or ""
+            seen = prev_times.get(pkey)
             if seen is not None and rv and seen[0] == rv:
                 now.pod_times[pkey] = seen  # same version of the pod: same time, nothing moved
                 continue
+            rv = str(rv)
             t = ready_transition_time(pod)
             now.pod_times[pkey] = (rv, t)
             if seen is None or seen[1] != t:
