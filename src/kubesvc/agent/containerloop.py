@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubesvc.agent import containers, images, probes
+from kubesvc.agent import containers, containerstdin, images, probes
 from kubesvc.agent.backoff import Backoff
 from kubesvc.agent.env import EnvError, container_env, expand_argv
 from kubesvc.agent.status import ContainerRecord
@@ -54,6 +56,7 @@ class ContainerLoop:
         self._probe_tasks: list[asyncio.Task[None]] = []
         self._exited = asyncio.Event()
         self.done = asyncio.Event()
+        self.stdin_holder: int | None = None
 
     @property
     def name(self) -> str:
@@ -115,15 +118,37 @@ class ContainerLoop:
         self.w.event("Normal", "Pulled", f'Container image "{image}" already present on machine', self.name)
         self.w.event("Normal", "Created", f"Created container {self.name}", self.name)
         log_path = self.w.log_path(self.name, self.rec.restart_count)
+        stdin: int | None = None
         try:
+            if self.spec.get("stdin"):
+                stdin = self._open_stdin()
             proc = await containers.start(self.w.netns, self.w.hostname, argv, env, log_path,
-                                          self.spec.get("workingDir") or "/")
+                                          self.spec.get("workingDir") or "/", stdin=stdin)
         except (OSError, subprocess.SubprocessError) as e:  # exec failed: what runc reports
             msg = f"failed to create containerd task: failed to start shim task: {e}: unknown"
             self.w.event("Warning", "Failed", f"Error: {msg}", self.name)
             return Exit(128, "StartError", msg)
+        finally:
+            if stdin is not None:
+                os.close(stdin)
         self.w.event("Normal", "Started", f"Started container {self.name}", self.name)
         return proc
+
+    @property
+    def stdin_path(self) -> Path:
+        return self.w.dir / self.name / "stdin"
+
+    def _open_stdin(self) -> int:
+        """The container's stdin FIFO; with ``stdinOnce`` the agent keeps a writer until the first attach ends."""
+        self.close_stdin_once()
+        child, self.stdin_holder = containerstdin.open_for_container(self.stdin_path, bool(self.spec.get("stdinOnce")))
+        return child
+
+    def close_stdin_once(self) -> None:
+        """``stdinOnce``: the first attach session is over (or the container restarts): the container reads EOF."""
+        if self.stdin_holder is not None:
+            os.close(self.stdin_holder)
+            self.stdin_holder = None
 
     # ---------------------------------------------------------------- run
 
@@ -158,6 +183,7 @@ class ContainerLoop:
                 self.rec.last_terminated = self.rec.terminated_dict()
                 self.rec.restart_count += 1
         finally:
+            self.close_stdin_once()
             self.done.set()
 
     async def _running(self, proc: containers.Proc) -> Exit:

@@ -9,7 +9,8 @@ does, ``/etc/netns/<pod-ns>/*`` (the pod's ``resolv.conf`` and ``hosts``) are
 bound over ``/etc/*`` and ``/sys`` shows the pod's network; it runs in its own
 session so signals reach its whole group.  (:func:`container_argv`, the same
 thing spelled as commands, is what ``kubectl exec`` runs.)
-stdout and stderr go straight to a log file, so a process outlives an agent
+stdin is /dev/null, or a FIFO for ``stdin: true``
+(:mod:`~kubesvc.agent.containerstdin`); stdout and stderr go straight to a log file, so a process outlives an agent
 restart and keeps logging; the new agent adopts it by pid (checked against
 the start time in ``/proc``, so a reused pid is never mistaken for it).
 """
@@ -122,20 +123,21 @@ def _etc_binds(netns: str) -> list[tuple[str, str]]:
 
 
 def _spawn(netns: str, hostname: str, argv: list[str], env: dict[str, str], log_path: Path,
-           cwd: str, use_launcher: bool = True) -> subprocess.Popen[bytes]:
+           cwd: str, use_launcher: bool = True, stdin: int | None = None) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
     cwd = cwd if os.path.isdir(cwd) else "/"
+    stdin_arg = subprocess.DEVNULL if stdin is None else stdin
     try:
         exe = podexec.launcher() if use_launcher else None
         if exe is not None:  # vfork + exec of the launcher: no copy of the agent's memory
             etc = NETNS_CONF_DIR / netns
             return subprocess.Popen([exe, str(nsutil.netns_path(netns)), hostname, str(etc) if etc.is_dir() else "",
-                                     *argv], stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env, cwd=cwd,
+                                     *argv], stdin=stdin_arg, stdout=fd, stderr=fd, env=env, cwd=cwd,
                                     start_new_session=True)
         nsfd = os.open(nsutil.netns_path(netns), os.O_RDONLY | os.O_CLOEXEC)
         try:
-            return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, env=env,
+            return subprocess.Popen(argv, stdin=stdin_arg, stdout=fd, stderr=fd, env=env,
                                     cwd=cwd, start_new_session=True,
                                     preexec_fn=_enter_pod(nsfd, hostname, _etc_binds(netns)))
         finally:
@@ -145,9 +147,12 @@ def _spawn(netns: str, hostname: str, argv: list[str], env: dict[str, str], log_
 
 
 async def start(netns: str, hostname: str, argv: list[str], env: dict[str, str], log_path: Path,
-                cwd: str = "/") -> ChildProc:
-    """Start the container's program in the pod (the fork happens in a worker thread, off the loop)."""
-    proc = await asyncio.to_thread(_spawn, netns, hostname, argv, env, log_path, cwd)
+                cwd: str = "/", stdin: int | None = None) -> ChildProc:
+    """Start the container's program in the pod (the fork happens in a worker thread, off the loop).
+
+    ``stdin``: an fd to give it as stdin (``stdin: true``), else /dev/null.
+    """
+    proc = await asyncio.to_thread(_spawn, netns, hostname, argv, env, log_path, cwd, True, stdin)
     return ChildProc(proc)
 
 

@@ -75,6 +75,11 @@ def make_app(find: FindPod, token: str) -> web.Application:
     from kubesvc.agent.streams import make_exec_handler  # kubectl exec (websocket channels)
 
     app.router.add_get("/exec/{ns}/{pod}/{container}", make_exec_handler(find, token))
+    from kubesvc.agent.attach import make_attach_handler  # kubectl attach: the same channels
+    from kubesvc.agent.portforward import make_portforward_handler  # kubectl port-forward: SPDY in frames
+
+    app.router.add_get("/attach/{ns}/{pod}/{container}", make_attach_handler(find, token))
+    app.router.add_get("/portForward/{ns}/{pod}", make_portforward_handler(find, token))
     return app
 
 

@@ -1,21 +1,19 @@
-"""Streaming pod subresources: ``exec`` (relayed to the node agent) and ``portforward``.
+"""Streaming pod subresources: ``exec``, ``attach`` and ``portforward``, relayed to the pod's node agent.
 
-``exec``: kubectl 1.32 asks for a websocket upgrade offering
-``v5.channel.k8s.io`` (then v4 and older).  The apiserver checks the pod and
-container, opens a websocket to the pod's node agent (``/exec/...`` on the
-kubelet port, with the agent token; see :mod:`kubesvc.agent.streams`), waits
-for the agent's go-ahead, and only then accepts kubectl's upgrade with the
-same subprotocol and relays the channel frames both ways unchanged.  Any
-refusal before that is a plain Status answer, which kubectl prints (after
-trying its SPDY fallback, which this server refuses the same way).
+kubectl asks for one of two upgrades.  A websocket: ``v5.channel.k8s.io``
+(then v4) for exec and attach, ``SPDY/3.1+portforward.k8s.io`` for
+port-forward (kubectl 1.30/1.31 on).  Or, as its fallback and before those
+versions, a plain ``Upgrade: SPDY/3.1`` (:mod:`kubesvc.apiserver.streaming_spdy`).
 
-``portforward``: a websocket with subprotocol ``SPDY/3.1+portforward.k8s.io``
-carrying a SPDY session (:mod:`kubesvc.apiserver.streaming_spdy`); each
-forwarded connection is a TCP connection from the apiserver to the pod's IP,
-which the host reaches through the node routes.
-
-``attach`` is refused: containers' output goes to log files and they have no
-stdin to attach to.
+Either way the apiserver checks the pod and container, opens a websocket to
+the node agent (``/exec``, ``/attach`` or ``/portForward`` on the kubelet
+port, with the agent token; see :mod:`kubesvc.agent.streams`,
+:mod:`kubesvc.agent.attach`, :mod:`kubesvc.agent.portforward`), waits for the
+agent's go-ahead, and only then accepts kubectl's upgrade, so every refusal
+before that is a plain Status that kubectl prints.  Then it relays:
+websocket frames unchanged; SPDY exec and attach streams translated to the
+agent's v5 channel frames; port-forward's SPDY bytes as they are (the agent
+ends that session, and connects inside the pod's network namespace).
 """
 
 from __future__ import annotations
@@ -23,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator, Awaitable
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -31,7 +30,7 @@ from aiohttp import WSMsgType, web
 from kubesvc.api import errors
 from kubesvc.api.meta import meta
 from kubesvc.api.resources import Resource, by_plural
-from kubesvc.apiserver.streaming_spdy import PortForwardSession
+from kubesvc.apiserver import streaming_spdy
 
 if TYPE_CHECKING:
     from kubesvc.apiserver.handlers import ResourceHandlers
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
 Obj = dict[str, Any]
 EXEC_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 PORTFORWARD_PROTOCOL = "SPDY/3.1+portforward.k8s.io"
+STREAM_CREATION_TIMEOUT = 30.0  # upstream's wait for kubectl's SPDY streams
 
 
 def _is_websocket(request: web.Request) -> bool:
@@ -55,12 +55,9 @@ async def dispatch(h: ResourceHandlers, request: web.Request, res: Resource, ns:
     if request.method not in ("GET", "POST"):
         raise errors.method_not_allowed("the server does not allow this method on the requested resource")
     pod = (await h.registry.get(res, ns, name)).value
-    if sub == "exec":
-        return await _exec(h, request, pod)
     if sub == "portforward":
-        return await _portforward(request, pod)
-    raise errors.bad_request("attach is not supported by kubesvc: containers have no attachable stdin and their "
-                             "output is in the container log (use kubectl logs -f)")
+        return await _portforward(h, request, pod)
+    return await _remote_command(h, request, pod, sub)
 
 
 def _container(request: web.Request, pod: Obj) -> str:
@@ -87,50 +84,117 @@ async def agent_base(h: ResourceHandlers, node: str) -> str:
     return f"http://{addrs['InternalIP']}:{port}"
 
 
-async def _exec(h: ResourceHandlers, request: web.Request, pod: Obj) -> web.StreamResponse:
+def _flag(request: web.Request, key: str) -> bool:
+    return request.query.get(key) in ("true", "1")
+
+
+@contextlib.asynccontextmanager
+async def _agent_ws(h: ResourceHandlers, request: web.Request, node: str, path: str, params: list[tuple[str, str]],
+                    proto: str) -> AsyncIterator[aiohttp.ClientWebSocketResponse]:
+    """A websocket to the node agent's ``path``, once the agent said go (its refusal is a 400 Status)."""
     from kubesvc.apiserver.subresources import AGENT_TOKEN
 
-    name, ns = meta(pod)["name"], meta(pod).get("namespace")
-    phase = (pod.get("status") or {}).get("phase")
-    if phase in ("Succeeded", "Failed"):
-        raise errors.bad_request(f"cannot exec into a container in a completed pod; current phase is {phase}")
-    node = (pod.get("spec") or {}).get("nodeName")
-    if not node:
-        raise errors.bad_request(f"pod {name} does not have a host assigned")
-    container = _container(request, pod)
-    if not request.query.getall("command", []):
-        raise errors.bad_request("you must specify at least 1 command")
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    state = next((s.get("state") or {} for s in statuses if s.get("name") == container), {})
-    if "running" not in state and container in [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]:
-        raise errors.bad_request(f'unable to upgrade connection: container not found ("{container}")')
-    if not _is_websocket(request):
-        raise errors.bad_request("kubesvc serves exec over WebSocket only (v5.channel.k8s.io, v4.channel.k8s.io); "
-                                 "the SPDY upgrade is not supported")
-    proto = next((p for p in _offered(request) if p in EXEC_PROTOCOLS), None)
-    if proto is None:
-        raise errors.bad_request(f"none of the offered exec protocols is supported; use one of {list(EXEC_PROTOCOLS)}")
-    url = f"{await agent_base(h, node)}/exec/{ns}/{name}/{container}"
-    params = [("command", c) for c in request.query.getall("command")]
-    params += [(k, request.query[k]) for k in ("stdin", "stdout", "stderr", "tty") if k in request.query]
-    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=5))
-    try:
+    url = f"{await agent_base(h, node)}{path}"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=5)) as session:
         try:
             agent = await session.ws_connect(url, params=params, protocols=(proto,), max_msg_size=0,
                                              headers={"Authorization": f"Bearer {request.app.get(AGENT_TOKEN, '')}"})
         except (aiohttp.ClientError, OSError) as e:
             raise errors.bad_request(f"error dialing the node agent of {node}: {e}") from None
-        first = await agent.receive(timeout=15)
-        answer = json.loads(first.data) if first.type == WSMsgType.TEXT else {"message": "the node agent hung up"}
-        if not answer.get("ok"):
+        try:
+            first = await agent.receive(timeout=15)
+            answer = json.loads(first.data) if first.type == WSMsgType.TEXT else {"message": "the node agent hung up"}
+            if not answer.get("ok"):
+                raise errors.bad_request(str(answer.get("message") or "the node agent refused the request"))
+            yield agent
+        finally:
             await agent.close()
-            raise errors.bad_request(str(answer.get("message") or "the node agent refused the exec"))
-        ws = web.WebSocketResponse(protocols=(proto,), max_msg_size=0)
-        await ws.prepare(request)
-        await _relay(ws, agent)
-        return ws
-    finally:
-        await session.close()
+
+
+async def _remote_command(h: ResourceHandlers, request: web.Request, pod: Obj, sub: str) -> web.StreamResponse:
+    """``exec`` and ``attach``: checks, then the agent, then kubectl's upgrade (websocket or SPDY)."""
+    name, ns = meta(pod)["name"], meta(pod).get("namespace")
+    phase = (pod.get("status") or {}).get("phase")
+    if phase in ("Succeeded", "Failed"):
+        what = "exec into" if sub == "exec" else "attach to"
+        raise errors.bad_request(f"cannot {what} a container in a completed pod; current phase is {phase}")
+    node = (pod.get("spec") or {}).get("nodeName")
+    if not node:
+        raise errors.bad_request(f"pod {name} does not have a host assigned")
+    container = _container(request, pod)
+    if sub == "exec" and not request.query.getall("command", []):
+        raise errors.bad_request("you must specify at least 1 command")
+    if not any(_flag(request, k) for k in ("stdin", "stdout", "stderr")):
+        raise errors.bad_request("you must specify at least 1 of stdin, stdout, stderr")
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    state = next((s.get("state") or {} for s in statuses if s.get("name") == container), {})
+    if "running" not in state and container in [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]:
+        raise errors.bad_request(f'unable to upgrade connection: container not found ("{container}")')
+    websocket = _is_websocket(request)
+    if websocket:
+        proto = next((p for p in _offered(request) if p in EXEC_PROTOCOLS), None)
+        if proto is None:
+            raise errors.bad_request(f"none of the offered {sub} protocols is supported; use one of "
+                                     f"{list(EXEC_PROTOCOLS)}")
+    elif streaming_spdy.is_upgrade(request):
+        proto = streaming_spdy.negotiate(streaming_spdy.offered(request), streaming_spdy.EXEC_PROTOCOLS)
+    else:
+        raise errors.bad_request("Upgrade request required")
+    params = [("command", c) for c in request.query.getall("command", [])] if sub == "exec" else []
+    params += [(k, request.query[k]) for k in ("stdin", "stdout", "stderr", "tty") if k in request.query]
+    agent_proto = proto if websocket else EXEC_PROTOCOLS[0]  # v5 to the agent: it can carry stdin's close
+    async with _agent_ws(h, request, node, f"/{sub}/{ns}/{name}/{container}", params, agent_proto) as agent:
+        if websocket:
+            ws = web.WebSocketResponse(protocols=(proto,), max_msg_size=0)
+            await ws.prepare(request)
+            await _relay(ws, agent)
+            return ws
+        conn = await streaming_spdy.upgrade(request, proto)
+        await _bridge_spdy(conn, agent, streaming_spdy.expected_streams(request.query))
+        return conn.response
+
+
+async def _both(a: Awaitable[None], b: Awaitable[None]) -> None:
+    """Run two pumps until the first one ends; then the other is cancelled."""
+    tasks = [asyncio.ensure_future(a), asyncio.ensure_future(b)]
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _bridge_spdy(conn: streaming_spdy.Upgraded, agent: aiohttp.ClientWebSocketResponse,
+                       expected: set[str]) -> None:
+    """kubectl's SPDY exec/attach session <-> the agent's channel frames, until either side ends."""
+    to_agent: asyncio.Queue[bytes] = asyncio.Queue()
+    bridge = streaming_spdy.ChannelBridge(conn.write, expected, to_agent.put_nowait)
+
+    async def from_kubectl() -> None:
+        while (data := await conn.read()) is not None:
+            await bridge.feed(data)
+            if bridge.closed:
+                return
+
+    async def to_agent_pump() -> None:
+        while True:
+            await agent.send_bytes(await to_agent.get())
+
+    async def from_agent() -> None:
+        try:
+            await asyncio.wait_for(bridge.ready.wait(), STREAM_CREATION_TIMEOUT)
+        except TimeoutError:
+            return
+        async for msg in agent:
+            if msg.type == WSMsgType.BINARY:
+                bridge.from_agent(msg.data)
+
+    async def kubectl_side() -> None:
+        await _both(from_kubectl(), to_agent_pump())
+
+    await _both(kubectl_side(), from_agent())
+    bridge.finish()  # then the connection closes, as the kubelet's does: kubectl reads the ends of its streams
+    await bridge.drain()
 
 
 async def _relay(client: web.WebSocketResponse, agent: aiohttp.ClientWebSocketResponse) -> None:
@@ -151,36 +215,39 @@ async def _relay(client: web.WebSocketResponse, agent: aiohttp.ClientWebSocketRe
     await client.close()
 
 
-async def _portforward(request: web.Request, pod: Obj) -> web.StreamResponse:
-    name, uid = meta(pod)["name"], meta(pod).get("uid", "")
+async def _portforward(h: ResourceHandlers, request: web.Request, pod: Obj) -> web.StreamResponse:
+    name, ns = meta(pod)["name"], meta(pod).get("namespace")
     status = pod.get("status") or {}
     if status.get("phase") != "Running":
         raise errors.bad_request(f"unable to forward port because pod is not running. Current status={status.get('phase')}")
-    pod_ip = status.get("podIP")
-    if not pod_ip:
-        raise errors.bad_request(f"pod {name} has no IP address yet")
-    if not _is_websocket(request) or PORTFORWARD_PROTOCOL not in _offered(request):
-        raise errors.bad_request(f"kubesvc serves portforward over WebSocket only ({PORTFORWARD_PROTOCOL}); "
-                                 "the plain SPDY upgrade is not supported")
-    ws = web.WebSocketResponse(protocols=(PORTFORWARD_PROTOCOL,), max_msg_size=0)
-    await ws.prepare(request)
+    node = (pod.get("spec") or {}).get("nodeName")
+    if not node:
+        raise errors.bad_request(f"pod {name} does not have a host assigned")
+    websocket = _is_websocket(request)
+    if websocket:
+        if PORTFORWARD_PROTOCOL not in _offered(request):
+            raise errors.bad_request(f"port-forward over websocket needs the subprotocol {PORTFORWARD_PROTOCOL}")
+        proto = PORTFORWARD_PROTOCOL
+    elif streaming_spdy.is_upgrade(request):
+        proto = streaming_spdy.negotiate(streaming_spdy.offered(request), streaming_spdy.PORTFORWARD_PROTOCOLS)
+    else:
+        raise errors.bad_request("Upgrade request required")
+    async with _agent_ws(h, request, node, f"/portForward/{ns}/{name}", [], PORTFORWARD_PROTOCOL) as agent:
+        if websocket:
+            ws = web.WebSocketResponse(protocols=(proto,), max_msg_size=0)
+            await ws.prepare(request)
+            await _relay(ws, agent)
+            return ws
+        conn = await streaming_spdy.upgrade(request, proto)
 
-    async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await asyncio.open_connection(pod_ip, port)
+        async def up() -> None:
+            while (data := await conn.read()) is not None:
+                await agent.send_bytes(data)
 
-    def describe(port: int, e: BaseException) -> str:
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else (str(e) or type(e).__name__)
-        return (f"error forwarding port {port} to pod {name}, uid {uid}: failed to connect to "
-                f"{pod_ip}:{port}: {reason}")
+        async def down() -> None:
+            async for msg in agent:
+                if msg.type == WSMsgType.BINARY:
+                    await conn.write(msg.data)
 
-    session = PortForwardSession(ws.send_bytes, connect, describe)
-    try:
-        async for msg in ws:
-            if msg.type == WSMsgType.BINARY:
-                await session.feed(msg.data)
-            if session.closed:
-                break
-    finally:
-        await session.close()
-        await ws.close()
-    return ws
+        await _both(up(), down())
+        return conn.response
