@@ -8,7 +8,6 @@ under test reads slices the same way whoever writes them.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
@@ -251,24 +250,3 @@ def test_standalone_dns_with_dead_upstream(cluster: Cluster) -> None:
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
-
-
-@pytest.mark.root
-def test_reachable_from_node_namespace(cluster: Cluster) -> None:
-    """From inside a node's network namespace: the server on the host bridge, and 10.0.0.10 via the data plane."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-    bridge = [re.search(r"172\.18\.0\.1:(\d+)", line) for line in cluster.output]
-    found = [m for m in bridge if m]
-    nodes = cluster.kubectl("get", "nodes", "-o", "name", check=False).stdout.split()
-    if not found or "node/node-1" not in nodes:
-        pytest.skip("this cluster has no node namespaces (not kernel mode, or the node network was busy)")
-    port = found[0].group(1)
-    exec_ = ["ip", "netns", "exec", "ks-node-1", DIG or "dig", "+short", "+tries=1", "+time=2"]
-    out = subprocess.run([*exec_, "@172.18.0.1", "-p", port, f"kube-dns.kube-system.{Z}"],
-                         capture_output=True, text=True, timeout=30).stdout.split()
-    assert out == ["10.0.0.10"]
-    via_service = subprocess.run([*exec_, "@10.0.0.10", f"kubernetes.default.{Z}"],
-                                 capture_output=True, text=True, timeout=30).stdout.split()
-    if via_service != ["10.0.0.1"]:
-        pytest.skip("the data plane does not carry 10.0.0.10:53 to the DNS endpoints yet")

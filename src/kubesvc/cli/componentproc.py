@@ -45,6 +45,7 @@ def add_components_parser(sub: Any) -> None:
     p.add_argument("--service-cidr", default="10.0.0.0/16")
     p.add_argument("--dns-port", type=int, default=53)
     p.add_argument("--dns-pods", choices=["insecure", "verified", "disabled"], default="insecure")
+    p.add_argument("--dns-upstream", action="append", default=None, metavar="HOST[:PORT]")
     p.add_argument("--node", action="append", default=[], metavar="NAME=NETNS",
                    help="run a proxy for this node inside its network namespace (repeatable)")
     p.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
@@ -60,6 +61,8 @@ def child_argv(kubeconfig: Path, args: argparse.Namespace, nodes: Sequence[tuple
              "--dns-port", str(args.dns_port), "--dns-pods", getattr(args, "dns_pods", "insecure")]
     for entry in getattr(args, "lb_pool", None) or []:
         argv += ["--lb-pool", entry]
+    for entry in getattr(args, "dns_upstream", None) or []:
+        argv += ["--dns-upstream", entry]
     if kernel:
         argv.append("--kernel")
     for name, netns in nodes:
@@ -94,7 +97,8 @@ async def run_components(args: argparse.Namespace) -> int:
     try:
         stoppers.append(await start_controllers(args.kubeconfig))
         stoppers.append(await start_lb(args.kubeconfig, pools, kernel=args.kernel, service_cidr=args.service_cidr))
-        stoppers.append(await start_cluster_dns(args.kubeconfig, args.dns_port, pods=args.dns_pods))
+        stoppers.append(await start_cluster_dns(args.kubeconfig, args.dns_port, pods=args.dns_pods,
+                                                upstreams=args.dns_upstream))
         if nodes:
             stoppers.append(await start_node_proxies(args.kubeconfig, nodes))
         if args.ready_fd is not None:

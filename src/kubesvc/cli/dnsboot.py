@@ -59,6 +59,8 @@ def add_up_flags(up: argparse.ArgumentParser) -> None:
                     help="cluster DNS port on 127.0.0.1 and the host bridge (default 53; 0 for any free port)")
     up.add_argument("--dns-pods", choices=["insecure", "verified", "disabled"], default="insecure",
                     help="cluster DNS pod names a-b-c-d.<ns>.pod: as `kubesvc dns --pods` (default insecure)")
+    up.add_argument("--dns-upstream", action="append", default=None, metavar="HOST[:PORT]",
+                    help="resolver for names outside the cluster (repeatable; default: /etc/resolv.conf)")
 
 
 def run_dns_command(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
@@ -90,12 +92,17 @@ def run_dns_command(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
     return main()
 
 
-async def start_cluster_dns(kubeconfig: Path, port: int = 53, *, pods: str = "insecure") -> Callable[[], Awaitable[None]]:
+async def start_cluster_dns(kubeconfig: Path, port: int = 53, *, pods: str = "insecure",
+                            upstreams: list[str] | None = None) -> Callable[[], Awaitable[None]]:
     """Run DNS for ``kubesvc up`` and publish it as ``kube-dns``; return its stopper."""
     addresses = ["127.0.0.1"]
     if os.path.exists(f"/sys/class/net/{HOST_BRIDGE}"):
         addresses.insert(0, NODE_NETWORK_GATEWAY)
-    srv = await _bind(kubeconfig, addresses, port, pods)
+    try:
+        forward_to = [parse_addr(a) for a in upstreams] if upstreams else None
+    except ValueError as e:
+        raise CliError(f"invalid --dns-upstream: {e}") from None
+    srv = await _bind(kubeconfig, addresses, port, pods, forward_to)
     primary_host, primary_port = srv.addresses[0]
     print("kubesvc dns: serving on " + ", ".join(f"{h}:{p}" for h, p in srv.addresses), flush=True)
     client = ApiClient.from_kubeconfig(kubeconfig, user_agent="kubesvc-dns-bootstrap")
@@ -112,13 +119,16 @@ async def start_cluster_dns(kubeconfig: Path, port: int = 53, *, pods: str = "in
     return stop
 
 
-async def _bind(kubeconfig: Path, addresses: list[str], port: int, pods: str) -> DnsServer:
+async def _bind(kubeconfig: Path, addresses: list[str], port: int, pods: str,
+                upstreams: list[tuple[str, int]] | None) -> DnsServer:
     """Port 53 (and 9153 for metrics) when free, else ephemeral ports."""
     try:
-        return await start_dns(kubeconfig, [(a, port) for a in addresses], metrics=(addresses[0], 9153), pods=pods)
+        return await start_dns(kubeconfig, [(a, port) for a in addresses], metrics=(addresses[0], 9153), pods=pods,
+                               upstreams=upstreams)
     except OSError as e:
         log.warning("dns: port %d or 9153 is taken (%s); using free ports", port, e.strerror or e)
-    return await start_dns(kubeconfig, [(a, 0) for a in addresses], metrics=(addresses[0], 0), pods=pods)
+    return await start_dns(kubeconfig, [(a, 0) for a in addresses], metrics=(addresses[0], 0), pods=pods,
+                           upstreams=upstreams)
 
 
 async def publish(client: ApiClient, host: str, port: int, metrics_port: int) -> None:

@@ -17,13 +17,14 @@ from kubesvc.cli.main import build_parser
 
 def test_child_argv_round_trips_through_the_components_parser() -> None:
     up = argparse.Namespace(service_cidr="10.96.0.0/12", dns_port=5353, lb_pool=["172.18.255.0/24"], verbose=True,
-                            dns_pods="verified")
+                            dns_pods="verified", dns_upstream=["127.0.0.1:5353", "10.1.1.1"])
     argv = child_argv(Path("/d/kubeconfig"), up, [("node-1", "ks-node-1"), ("node-2", "ks-node-2")], kernel=True)
     assert argv[:3] == [sys.executable, "-m", "kubesvc"]
     args = build_parser().parse_args(argv[3:])
     assert args.command == "components" and args.verbose
     assert (args.kubeconfig, args.service_cidr, args.dns_port) == (Path("/d/kubeconfig"), "10.96.0.0/12", 5353)
     assert args.lb_pool == ["172.18.255.0/24"] and args.kernel and args.dns_pods == "verified"
+    assert args.dns_upstream == ["127.0.0.1:5353", "10.1.1.1"]
     assert parse_nodes(args.node) == [("node-1", "ks-node-1"), ("node-2", "ks-node-2")]
 
 
