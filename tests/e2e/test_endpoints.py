@@ -264,6 +264,33 @@ def test_selectorless_service_endpoints_are_mirrored(env: Env) -> None:
     wait_for(lambda: not env.slices("ext"), "mirrored slices removed")
 
 
+def test_mirroring_over_1000_addresses_warns_and_is_counted(env: Env) -> None:
+    """A subset of 1,001 addresses: 1,000 mirrored, upstream's TooManyAddressesToMirror event, and the metrics say so."""
+    env.service("big", None)
+    ips = [f"10.3.{i // 250}.{i % 250 + 1}" for i in range(1001)]
+    env.core.create_namespaced_endpoints(env.ns, {
+        "metadata": {"name": "big"}, "subsets": [{"addresses": [{"ip": ip} for ip in ips],
+                                                  "ports": [{"name": "http", "port": 80}]}]})
+    slices = wait_for(lambda: env.slices("big"), "mirrored slice")
+    assert len(all_ips(slices)) == 1000
+
+    def warned() -> bool:
+        evs = env.core.list_namespaced_event(env.ns).items
+        return any(e.reason == "TooManyAddressesToMirror" and e.type == "Warning" and e.involved_object.kind == "Endpoints"
+                   and e.message == "A max of 1000 addresses can be mirrored to EndpointSlices per Endpoints subset. "
+                                    "1 addresses were skipped" for e in evs)
+
+    wait_for(warned, "the TooManyAddressesToMirror event")
+    line = next(x for x in env.cluster.output if "kubesvc controllers: metrics on " in x)
+    with urllib.request.urlopen(line.split(" on ", 1)[1].strip(), timeout=10) as resp:
+        text = resp.read().decode()
+    assert 'endpoint_slice_mirroring_controller_changes{operation="create"}' in text
+    skipped = [x for x in text.splitlines() if x.startswith("endpoint_slice_mirroring_controller_addresses_skipped_per_sync_sum")]
+    assert skipped and float(skipped[0].split()[-1]) >= 1
+    desired = [x for x in text.splitlines() if x.startswith("endpoint_slice_mirroring_controller_endpoints_desired ")]
+    assert desired and float(desired[0].split()[-1]) >= 1000
+
+
 @pytest.mark.slow
 def test_1000_pods_make_10_slices(env: Env) -> None:
     env.service("big", {"app": "big"})

@@ -13,18 +13,26 @@ Mirroring is simpler than the EndpointSlice controller: one slice per
 by the Endpoints and labelled with its labels plus service-name and
 ``managed-by: endpointslicemirroring-controller.k8s.io``.  The plan is pure
 (:func:`mirror`); creates recycle slices that would otherwise be deleted.
+
+As upstream, addresses left out are reported on the Endpoints as Warning
+Events (``InvalidIPAddress``, ``TooManyAddressesToMirror``), failed writes as
+``FailedToUpdateEndpointSlices``, and each sync is counted in
+``endpoint_slice_mirroring_controller_*`` metrics (:mod:`.mirroringmetrics`).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
+import time
 from collections.abc import Hashable, Iterable
 from typing import Any
 
 from kubesvc.api.resources import Resource, by_plural
 from kubesvc.client.controller import Controller
+from kubesvc.client.events import WARNING, EventRecorder
 from kubesvc.client.informer import split_key
-from kubesvc.client.rest import ApiClient
+from kubesvc.client.rest import ApiClient, ApiError
 from kubesvc.client.sharedinformers import SharedInformerFactory
 
 from .endpointslice.controller import (
@@ -51,6 +59,7 @@ from .endpointslice.model import (
 )
 from .endpointslice.ownwrites import OwnWrites
 from .endpointslice.reconciler import Plan
+from .mirroringmetrics import MirrorFigures, MirroringMetrics
 
 Obj = dict[str, Any]
 MAX_ENDPOINTS_PER_SUBSET = 1000
@@ -171,6 +180,50 @@ def mirror(ep: Obj, existing: list[Obj], max_per_subset: int = MAX_ENDPOINTS_PER
     return plan
 
 
+def mirror_figures(ep: Obj, existing: list[Obj], max_per_subset: int = MAX_ENDPOINTS_PER_SUBSET) -> MirrorFigures:
+    """What a sync of ``ep`` over ``existing`` adds, updates, removes and skips, counted as upstream does.
+
+    Per group of (address type, ports): with no slice yet every endpoint is
+    added; else the first slice is compared endpoint by endpoint.  Skipped
+    addresses are those left out of a subset: not an IP, or over the maximum.
+    """
+    invalid = skipped = 0
+    for subset in ep.get("subsets") or []:
+        pairs = [*(subset.get("addresses") or []), *(subset.get("notReadyAddresses") or [])]
+        taken = 0
+        for addr in pairs:
+            if taken >= max_per_subset:
+                break
+            if address_to_endpoint(addr, True) is None:
+                invalid += 1
+            else:
+                taken += 1
+        skipped += len(pairs) - taken
+    desired = _desired(ep, max_per_subset)
+    firsts: dict[_Key, Obj] = {}
+    for s in existing:
+        firsts.setdefault((str(s.get("addressType")), port_key(s.get("ports"))), s)
+    added = updated = removed = 0
+    for key, (_ports, endpoints) in desired.items():
+        have = firsts.get(key)
+        if have is None:
+            added += len(endpoints)
+            continue
+        matched = 0
+        for e in have.get("endpoints") or []:
+            want = endpoints.get(endpoint_key(e))
+            if want is None:
+                removed += 1
+                continue
+            matched += 1
+            if not endpoints_equal_beyond_key(want, e):
+                updated += 1
+        added += len(endpoints) - matched
+    count = sum(len(eps) for _, eps in desired.values())
+    slices = sum(math.ceil(len(eps) / max_per_subset) for _, eps in desired.values())
+    return MirrorFigures(added, updated, removed, invalid, skipped, count, slices)
+
+
 def _recycle(plan: Plan) -> None:
     """Turn a create plus a delete of the same address type into one update."""
     for new in list(plan.create):
@@ -194,10 +247,13 @@ class EndpointSliceMirroringController(Controller):
     name = "endpointslicemirroring"
 
     def __init__(self, client: ApiClient, *, workers: int = 2, resync_period: float | None = 300.0,
-                 factory: SharedInformerFactory | None = None) -> None:
+                 factory: SharedInformerFactory | None = None, recorder: EventRecorder | None = None,
+                 metrics: MirroringMetrics | None = None) -> None:
         super().__init__(workers=workers, resync_period=resync_period)
         self.factory = self.informer_factory(client, factory)
         self.client = client
+        self.recorder = recorder or EventRecorder(client, "endpointslice-mirroring-controller")
+        self.metrics = metrics or MirroringMetrics()
         self.own = OwnWrites()
         self.endpoints = self.factory.informer(ENDPOINTS)
         self.services = self.factory.informer(SERVICES)
@@ -207,6 +263,10 @@ class EndpointSliceMirroringController(Controller):
         self.endpoints.add_handler(self._obj_event, lambda old, new: self._obj_event(new), self._obj_event)
         self.services.add_handler(self._obj_event, self._svc_updated, self._obj_event)
         self.slices.add_handler(self._slice_event, lambda old, new: self._slice_event(new), self._slice_deleted)
+
+    async def stop(self) -> None:
+        await super().stop()
+        await self.recorder.close()
 
     def _obj_event(self, obj: Obj) -> None:
         m = obj.get("metadata") or {}
@@ -235,8 +295,32 @@ class EndpointSliceMirroringController(Controller):
         ep = self.endpoints.store.get(skey)
         existing = [s for s in self.own.view(skey, self.slices.store.by_index(SLICE_SERVICE, skey))
                     if not (s.get("metadata") or {}).get("deletionTimestamp")]
+        start = time.monotonic()
         if ep is not None and should_mirror(ep, self.services.store.get(skey)):
             plan = mirror(ep, existing)
+            figures = mirror_figures(ep, existing)
+            self._report_skipped(ep, figures)
         else:
             plan = Plan(delete=existing)
-        await apply_slice_plan(self.client, self.own, skey, ns or "", plan)
+            figures = MirrorFigures(removed=sum(len(s.get("endpoints") or []) for s in existing))
+        self.metrics.observe(skey, figures, len(existing) + len(plan.create) - len(plan.delete))
+        try:
+            await apply_slice_plan(self.client, self.own, skey, ns or "", plan, self.metrics.wrote)
+        except ApiError as e:
+            if ep is not None:
+                self.recorder.record(ep, WARNING, "FailedToUpdateEndpointSlices",
+                                     f"Error updating EndpointSlices for Endpoints {skey}: {e}")
+            raise
+        finally:
+            self.metrics.duration.observe(time.monotonic() - start)
+        if ep is None:
+            self.metrics.forget(skey)
+
+    def _report_skipped(self, ep: Obj, f: MirrorFigures) -> None:
+        if f.invalid:
+            self.recorder.record(ep, WARNING, "InvalidIPAddress",
+                                 f"Skipped {f.invalid} invalid IP addresses when mirroring to EndpointSlices")
+        if f.skipped > f.invalid:
+            self.recorder.record(ep, WARNING, "TooManyAddressesToMirror",
+                                 f"A max of {MAX_ENDPOINTS_PER_SUBSET} addresses can be mirrored to EndpointSlices "
+                                 f"per Endpoints subset. {f.skipped} addresses were skipped")

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from kubesvc.controllers.endpointslice.reconciler import Plan
-from kubesvc.controllers.endpointslicemirroring import mirror, should_mirror
+from kubesvc.controllers.endpointslicemirroring import mirror, mirror_figures, should_mirror
+from kubesvc.controllers.mirroringmetrics import MirrorFigures
 from kubesvc.testing.endpointfixtures import service
 
 Obj = dict[str, Any]
@@ -97,3 +98,25 @@ def test_what_is_mirrored(ep_labels: dict[str, str], ep_annotations: dict[str, s
     ep = endpoints(subset("10.1.2.3"), labels=ep_labels, annotations=ep_annotations)
     assert should_mirror(ep, service("ext", selector=selector)) is want
     assert should_mirror(ep, None) is False
+
+
+# ---------------------------------------------------------------- figures for metrics and events
+
+def test_figures_of_a_first_mirror_count_adds_and_skipped_addresses() -> None:
+    ep = endpoints(subset("10.1.2.3", "not-an-ip", "10.1.2.5", not_ready=("10.1.2.4",)))
+    f = mirror_figures(ep, [])
+    assert (f.added, f.updated, f.removed, f.invalid, f.skipped) == (3, 0, 0, 1, 1)
+    assert (f.endpoints, f.desired_slices) == (3, 1)
+
+
+def test_figures_of_a_change_count_updates_and_removals() -> None:
+    slices = stored(mirror(endpoints(subset("10.1.2.3", "10.1.2.4", "10.1.2.5")), []))
+    f = mirror_figures(endpoints(subset("10.1.2.3", "10.1.2.6", not_ready=("10.1.2.4",))), slices)
+    assert (f.added, f.updated, f.removed) == (1, 1, 1)
+    assert mirror_figures(endpoints(subset("10.1.2.3", "10.1.2.4", "10.1.2.5")), slices) == \
+        MirrorFigures(endpoints=3, desired_slices=1)
+
+
+def test_figures_count_addresses_over_the_subset_maximum() -> None:
+    f = mirror_figures(endpoints(subset("10.1.2.3", "10.1.2.4", "10.1.2.5")), [], max_per_subset=2)
+    assert (f.added, f.invalid, f.skipped, f.endpoints) == (2, 0, 1, 2)

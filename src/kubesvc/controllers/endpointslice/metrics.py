@@ -30,7 +30,7 @@ SUBSYSTEM = "endpoint_slice_controller"
 _PER_SYNC_BUCKETS = tuple(2.0 ** i for i in range(1, 16))  # upstream's ExponentialBuckets(2, 2, 15)
 
 
-class _ExactCounters:
+class ExactCounters:
     """Counters exposed under names without ``_total`` (see the module docstring)."""
 
     def __init__(self, name: str, doc: str, label: str) -> None:
@@ -71,8 +71,8 @@ class EndpointSliceMetrics:
                                 "Number of Services using some specific trafficDistribution",
                                 ["traffic_distribution"], registry=r)
         self.changes_total = Counter(f"{s}_changes", "Number of EndpointSlice changes", ["operation"], registry=r)
-        self.changes = _ExactCounters(f"{s}_changes", "Number of EndpointSlice changes", "operation")
-        self.syncs = _ExactCounters(f"{s}_syncs", "Number of EndpointSlice syncs", "result")
+        self.changes = ExactCounters(f"{s}_changes", "Number of EndpointSlice changes", "operation")
+        self.syncs = ExactCounters(f"{s}_syncs", "Number of EndpointSlice syncs", "result")
         r.register(self.changes)  # type: ignore[arg-type]
         r.register(self.syncs)  # type: ignore[arg-type]
         # per Service: (endpoints, slices, desired slices) and the trafficDistribution label; running totals
