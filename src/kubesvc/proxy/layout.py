@@ -46,6 +46,7 @@ SERVICES, CLUSTER_IP, EXTERNAL, EXTERNAL_LOCAL = "services", "cluster-ip", "exte
 PICK, REJECT, MASQUERADING = "pick", "reject-chain", "masquerading"
 CLUSTER_IPS, SERVICE_IPS, EXTERNAL_IPS, NODEPORTS = "cluster-ips", "service-ips", "external-ips", "service-nodeports"
 FIREWALL_IPS, FIREWALL_ALLOW, ETP_LOCAL = "firewall-ips", "firewall-allow", "etp-local"
+NODEPORT_IPS = "nodeport-ips"
 POOLS, ENDPOINTS, HAIRPIN, AFFINITY_RECORD = "pools", "endpoints", "hairpin", "affinity-record"
 
 STATIC_SETS = {s.name: s for s in (
@@ -53,6 +54,7 @@ STATIC_SETS = {s.name: s for s in (
     SetDef(SERVICE_IPS, "type ipv4_addr . inet_proto . inet_service : mark;", is_map=True),
     SetDef(EXTERNAL_IPS, "type ipv4_addr . inet_proto . inet_service : mark;", is_map=True),
     SetDef(NODEPORTS, "type inet_proto . inet_service : mark;", is_map=True),
+    SetDef(NODEPORT_IPS, "type ipv4_addr;"),
     SetDef(FIREWALL_IPS, "type ipv4_addr . inet_proto . inet_service;"),
     SetDef(FIREWALL_ALLOW, "type ipv4_addr . inet_proto . inet_service . ipv4_addr; flags interval;"),
     SetDef(ETP_LOCAL, "type mark;"),
@@ -78,9 +80,10 @@ def pick_chain(n: int) -> str:
 
 
 def static_chains(pod_cidr: str, cluster_cidr: str, pick_sizes: frozenset[int],
-                  affinity: bool = True) -> dict[str, Chain]:
-    """The shared chains; they change only with the node's CIDRs, the set of pool sizes, and
-    whether any Service has sessionAffinity.
+                  affinity: bool = True, nodeport_ips: tuple[str, ...] | None = None) -> dict[str, Chain]:
+    """The shared chains; they change only with the node's CIDRs, the set of pool sizes,
+    whether any Service has sessionAffinity, and whether NodePorts are limited to the
+    addresses in ``nodeport-ips`` (``--nodeport-addresses``) or open on every local one.
 
     Packets of an established connection never enter a ``nat`` chain (conntrack
     replays the NAT it recorded), so all Service work is done once per
@@ -106,7 +109,8 @@ def static_chains(pod_cidr: str, cluster_cidr: str, pick_sizes: frozenset[int],
             f"{FRONT} @{FIREWALL_IPS} {FRONT} . ip saddr != @{FIREWALL_ALLOW} drop",
             f"meta mark set {FRONT} map @{SERVICE_IPS} goto {CLUSTER_IP}",
             f"meta mark set {FRONT} map @{EXTERNAL_IPS} goto {EXTERNAL}",
-            f"fib daddr type local ip daddr != 127.0.0.0/8 meta mark set meta l4proto . th dport map @{NODEPORTS} goto {EXTERNAL}",
+            ("fib daddr type local ip daddr != 127.0.0.0/8" if nodeport_ips is None else f"ip daddr @{NODEPORT_IPS}")
+            + f" meta mark set meta l4proto . th dport map @{NODEPORTS} goto {EXTERNAL}",
             f"ip daddr @{CLUSTER_IPS} goto {REJECT}",
         )),
         Chain(CLUSTER_IP, ((f"ip saddr != {cluster_cidr} {masq}",) if cluster_cidr else ()) + (f"goto {PICK}",)),

@@ -22,6 +22,7 @@ from kubesvc.client.rest import ApiClient
 
 from .metrics import ProxyMetrics
 from .nftables import Nft
+from .nodeports import parse_nodeport_addresses
 from .proxier import Proxier, ProxyConfig
 from .server import HealthServers, start_metrics_server
 
@@ -36,10 +37,12 @@ def _split_address(text: str) -> tuple[str, int]:
 async def run_proxy(kubeconfig: Path, node_name: str, *, netns: str | None = None, cluster_cidr: str = "",
                     metrics_address: str = "127.0.0.1:10249", min_sync_interval: float = 0.05,
                     full_sync_interval: float = 300.0, stop: asyncio.Event | None = None,
-                    cleanup_on_exit: bool = False) -> None:
+                    cleanup_on_exit: bool = False, nodeport_addresses: tuple[str, ...] = ()) -> None:
     """Run until cancelled or ``stop`` is set.
 
     ``metrics_address`` "" disables /metrics; it listens inside ``netns``.
+    ``nodeport_addresses`` as kube-proxy's flag (see :mod:`.nodeports`); () opens NodePorts on
+    every address of the node but loopback.
     ``cleanup_on_exit`` deletes the table when stopping (tests; a restarting
     proxy normally keeps the rules in force and repairs them on its full sync).
     """
@@ -48,7 +51,8 @@ async def run_proxy(kubeconfig: Path, node_name: str, *, netns: str | None = Non
     metrics = ProxyMetrics()
     health = HealthServers(netns=netns)
     proxier = Proxier(ProxyConfig(node_name=node_name, cluster_cidr=cluster_cidr, netns=netns,
-                                  min_sync_interval=min_sync_interval, full_sync_interval=full_sync_interval),
+                                  min_sync_interval=min_sync_interval, full_sync_interval=full_sync_interval,
+                                  nodeport_addresses=parse_nodeport_addresses(nodeport_addresses)),
                       nft, metrics, health)
     informers = _informers(client, proxier, node_name)
     metrics_runner = None
@@ -120,16 +124,26 @@ def add_proxy_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
                     help="/metrics and /healthz (default %(default)s; '' disables)")
     px.add_argument("--min-sync-period", type=float, default=0.05,
                     help="seconds between syncs at least (default %(default)s)")
+    px.add_argument("--nodeport-addresses", action="append", default=[], metavar="CIDR[,CIDR...]|primary",
+                    help="accept NodePort connections only on the node's addresses in these CIDRs, or on its "
+                         "primary IP ('primary'); repeatable (default: every address but loopback)")
 
 
 async def main_proxy(args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     """The ``kubesvc proxy`` command: run until SIGINT/SIGTERM."""
     import signal
+    import sys
 
+    try:
+        nodeport_addresses = parse_nodeport_addresses(args.nodeport_addresses)
+    except ValueError as e:
+        print(f"kubesvc proxy: --nodeport-addresses: {e}", file=sys.stderr)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await run_proxy(args.kubeconfig, args.node_name, netns=args.netns, cluster_cidr=args.cluster_cidr,
-                    metrics_address=args.metrics_bind_address, min_sync_interval=args.min_sync_period, stop=stop)
+                    metrics_address=args.metrics_bind_address, min_sync_interval=args.min_sync_period, stop=stop,
+                    nodeport_addresses=nodeport_addresses)
     return 0

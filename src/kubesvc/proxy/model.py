@@ -79,6 +79,8 @@ class NodeInfo:
     cluster_cidr: str = ""  # all pods: ClusterIP traffic from elsewhere is masqueraded
     zone: str = ""
     labels: tuple[tuple[str, str], ...] = field(default=())
+    primary_ip: str = ""  # the first InternalIP (else ExternalIP), as kube-proxy picks the node IP
+    nodeport_ips: tuple[str, ...] | None = None  # addresses accepting NodePorts; None: all but loopback
 
 
 def should_skip(svc: Obj) -> bool:
@@ -195,8 +197,10 @@ def node_info(node: Obj | None, name: str, cluster_cidr: str = "") -> NodeInfo:
     addrs = (node.get("status") or {}).get("addresses") or ()
     ips = tuple(a["address"] for a in addrs
                 if a.get("type") in ("InternalIP", "ExternalIP") and _is_ipv4(a.get("address", "")))
+    primary = next((a["address"] for kind in ("InternalIP", "ExternalIP") for a in addrs
+                    if a.get("type") == kind and _is_ipv4(a.get("address", ""))), "")
     cidr = spec.get("podCIDR") or ""
     labels = meta.get("labels") or {}
     return NodeInfo(name=name, ips=ips, pod_cidr=cidr if "." in cidr else "",
                     cluster_cidr=cluster_cidr, zone=labels.get(ZONE_LABEL, ""),
-                    labels=tuple(sorted(labels.items())))
+                    labels=tuple(sorted(labels.items())), primary_ip=primary)

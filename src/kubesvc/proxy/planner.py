@@ -84,8 +84,9 @@ def assemble(per_service: dict[str, ServiceRules], node: NodeInfo) -> Ruleset:
         groups = per_service.values()
         sizes = frozenset().union(*map(attrgetter("pick_sizes"), groups))
         affinity = any(map(attrgetter("chains"), groups))  # only sessionAffinity gives a Service chains
-    return Ruleset(chains=L.static_chains(node.pod_cidr, node.cluster_cidr, sizes, affinity),
-                   sets=dict(L.STATIC_SETS), services=per_service)
+    return Ruleset(chains=L.static_chains(node.pod_cidr, node.cluster_cidr, sizes, affinity, node.nodeport_ips),
+                   sets=dict(L.STATIC_SETS), services=per_service,
+                   elements=frozenset((L.NODEPORT_IPS, ip, None) for ip in node.nodeport_ips or ()))
 
 
 def plan_service(ports: tuple[ServicePort, ...], endpoints: EndpointsByPort, node: NodeInfo,

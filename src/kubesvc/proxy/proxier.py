@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 
 from . import conntrack
 from .applier import Applier, SyncResult
@@ -23,6 +24,7 @@ from .layout import MAX_PORT_ID
 from .metrics import ProxyMetrics
 from .model import NodeInfo, Obj, ServicePort, node_info
 from .nftables import NftBackend
+from .nodeports import interface_addresses, nodeport_ips
 from .planner import Plans, assemble, plan_service
 from .programmed import ProgrammedLog
 from .runner import Runner
@@ -67,6 +69,7 @@ class ProxyConfig:
     full_sync_interval: float = 300.0
     burst: int = 4
     health_host: str = "0.0.0.0"
+    nodeport_addresses: tuple[str, ...] = ()  # --nodeport-addresses, validated; () = every local address
 
 
 @dataclass
@@ -79,8 +82,11 @@ class _Applied:
 
 class Proxier:
     def __init__(self, config: ProxyConfig, backend: NftBackend, metrics: ProxyMetrics | None = None,
-                 health: HealthServers | None = None) -> None:
+                 health: HealthServers | None = None,
+                 local_addresses: Callable[[], Awaitable[tuple[str, ...]]] | None = None) -> None:
         self.config = config
+        self.local_addresses = local_addresses or (lambda: interface_addresses(config.netns))
+        self._local: tuple[str, ...] | None = None  # the namespace's addresses, read on full syncs
         self.applier = Applier(backend)
         self.metrics = metrics or ProxyMetrics()
         self.health = health
@@ -137,8 +143,9 @@ class Proxier:
         full = (self.applier.need_full or self.node_changed
                 or time.monotonic() - self.last_full >= self.config.full_sync_interval)
         started = time.monotonic()
+        node = await self._with_nodeport_ips(full)
         # the worker thread reads snapshots: handlers keep mutating the trackers meanwhile
-        snap = (dict(self.services.current), dict(self.endpoints.current), self.node)
+        snap = (dict(self.services.current), dict(self.endpoints.current), node)
         try:
             result = await asyncio.to_thread(self._plan_and_apply, changed, full, *snap)
         except Exception as e:
@@ -155,6 +162,20 @@ class Proxier:
         self._versions_pending = {}
         self.programmed.record(result.applied_at, result.full, len(self.plans), versions)
         await self._after_sync(changed, result.full)
+
+    async def _with_nodeport_ips(self, full: bool) -> NodeInfo:
+        """The node as planned: with ``--nodeport-addresses``, the local addresses it selects
+        (the namespace's addresses are read again on every full sync, as upstream)."""
+        if not self.config.nodeport_addresses:
+            return self.node
+        if full or self._local is None:
+            try:
+                self._local = await self.local_addresses()
+            except OSError as e:
+                log.warning("cannot list the node's addresses for --nodeport-addresses: %s", e)
+                self._local = self._local or ()
+        return replace(self.node, nodeport_ips=nodeport_ips(self.config.nodeport_addresses,
+                                                            self.node.primary_ip, self._local))
 
     def _plan_and_apply(self, changed: set[str], full: bool, services: dict[str, tuple[ServicePort, ...]],
                         endpoints: dict[str, EndpointsByPort], node: NodeInfo) -> SyncResult:

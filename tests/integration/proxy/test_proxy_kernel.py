@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
-from proxy_netlab import CLIENT_IP, NODE_IP, Lab
+from proxy_netlab import CLIENT_IP, NODE_IP, Lab, sh
 
 from kubesvc.proxy.applier import Applier, SyncResult
 from kubesvc.proxy.model import NodeInfo, merge_slices, service_ports, slice_view
 from kubesvc.proxy.nftables import Nft
+from kubesvc.proxy.nodeports import interface_addresses, nodeport_ips
 from kubesvc.proxy.planner import plan
 from kubesvc.proxy.proxier import PortIds
 
@@ -40,11 +43,12 @@ class Kernel:
         self.ids = PortIds()
         self.services: dict[str, dict[str, Any]] = {}
         self.slices: dict[str, dict[str, Any]] = {}
+        self.node = NODE
 
     def sync(self, changed: set[str] | None = None) -> SyncResult:
         ports = {f"default/{k}": service_ports(s) for k, s in self.services.items()}
         endpoints = {f"default/{k}": merge_slices([v for v in [slice_view(s)] if v]) for k, s in self.slices.items()}
-        return self.applier.sync(plan(ports, endpoints, NODE, self.ids), changed)
+        return self.applier.sync(plan(ports, endpoints, self.node, self.ids), changed)
 
 
 @pytest.fixture
@@ -90,6 +94,24 @@ def test_node_port_from_outside_is_masqueraded(lab: Lab, kernel: Kernel) -> None
     assert set(names(lab, lab.client, f"http://{NODE_IP}:30080/")) == {"a", "b"}
     rc, body = lab.curl(lab.client, f"http://{NODE_IP}:30080/")
     assert rc == 0 and body.split()[1] != CLIENT_IP
+
+
+def test_nodeport_addresses_limit_node_ports_to_the_chosen_address(lab: Lab, kernel: Kernel) -> None:
+    """--nodeport-addresses 172.18.0.2/32 on a node that also has 172.18.0.9: the addresses are
+    read from the namespace itself, and only the chosen one answers on the NodePort."""
+    second = "172.18.0.9"
+    sh("ip", "-n", lab.node, "addr", "add", f"{second}/24", "dev", "vc")
+    local = asyncio.run(interface_addresses(lab.node))
+    assert {NODE_IP, second, "127.0.0.1"} <= set(local)
+    kernel.node = replace(NODE, nodeport_ips=nodeport_ips((f"{NODE_IP}/32",), NODE_IP, local))
+    kernel.services["web"] = svc("web", "10.0.0.5", type="NodePort", nodePort=30080)
+    kernel.slices["web"] = eps("web", ("10.244.1.5", "node-1"), ("10.244.1.6", "node-1"))
+    kernel.sync()
+    assert set(names(lab, lab.client, f"http://{NODE_IP}:30080/", 6)) == {"a", "b"}
+    assert lab.curl(lab.client, f"http://{second}:30080/")[0] == 7  # nothing listens there: refused by the node
+    kernel.node = NODE  # back to every address
+    kernel.sync()
+    assert set(names(lab, lab.client, f"http://{second}:30080/", 6)) == {"a", "b"}
 
 
 def test_etp_local_preserves_the_client_source(lab: Lab, kernel: Kernel) -> None:
