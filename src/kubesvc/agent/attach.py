@@ -97,12 +97,12 @@ class _Attach:
                 elif ch == CLOSE and v5 and data[:1] == bytes([STDIN]) and writer is not None:
                     writer.close()
                     writer = None
-                    self.c.close_stdin_once()
+                    self.c.close_stdin_once(self.restart)
         finally:
             if writer is not None:
                 writer.close()
             if self.want_stdin:
-                self.c.close_stdin_once()
+                self.c.close_stdin_once(self.restart)
 
     async def run(self) -> None:
         out = asyncio.create_task(self._output() if self.out_channel is not None else self._until_stopped())

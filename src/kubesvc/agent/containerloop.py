@@ -144,8 +144,13 @@ class ContainerLoop:
         child, self.stdin_holder = containerstdin.open_for_container(self.stdin_path, bool(self.spec.get("stdinOnce")))
         return child
 
-    def close_stdin_once(self) -> None:
-        """``stdinOnce``: the first attach session is over (or the container restarts): the container reads EOF."""
+    def close_stdin_once(self, restart: int | None = None) -> None:
+        """``stdinOnce``: the first attach session is over (or the container restarts): the container reads EOF.
+
+        ``restart``: the incarnation the session attached to; a later one keeps its stdin.
+        """
+        if restart is not None and restart != self.rec.restart_count:
+            return
         if self.stdin_holder is not None:
             os.close(self.stdin_holder)
             self.stdin_holder = None
