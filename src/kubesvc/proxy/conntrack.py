@@ -7,6 +7,12 @@ keeps being dropped).  After each successful sync the proxy deletes entries
 DNATed to removed endpoints, and entries for frontends that just got their
 first endpoint.  :func:`stale_udp` decides (pure); :func:`clear` runs
 ``conntrack -D`` for each filter.
+
+Packets conntrack marks INVALID are not dropped: upstream's nftables mode
+removed the iptables mode's ``ct state invalid drop`` before it went beta
+(kubernetes PR 122663), because legitimate traffic on multihomed nodes is
+sometimes INVALID; the workaround it offers for the connection resets that
+rule was for is ``--conntrack-tcp-be-liberal`` (:func:`set_tcp_be_liberal`).
 """
 
 from __future__ import annotations
@@ -61,3 +67,19 @@ async def clear(filters: list[Filter], netns: str | None = None) -> int:
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         await proc.wait()  # exit 1 just means nothing matched
     return len(filters)
+
+
+TCP_BE_LIBERAL = "net.netfilter.nf_conntrack_tcp_be_liberal"
+
+
+async def set_tcp_be_liberal(netns: str | None = None) -> bool:
+    """kube-proxy's ``--conntrack-tcp-be-liberal``: conntrack stops marking out-of-window TCP
+    packets INVALID (the sysctl is per network namespace: the node's).  True if it is set."""
+    proc = await asyncio.create_subprocess_exec(
+        *exec_prefix(netns), "sysctl", "-qw", f"{TCP_BE_LIBERAL}=1",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        log.warning("cannot set %s: %s", TCP_BE_LIBERAL, err.decode().strip())
+        return False
+    return True

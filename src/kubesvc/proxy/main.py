@@ -20,6 +20,7 @@ from kubesvc.api.resources import by_plural
 from kubesvc.client.informer import Informer
 from kubesvc.client.rest import ApiClient
 
+from . import conntrack
 from .metrics import ProxyMetrics
 from .nftables import Nft
 from .nodeports import parse_nodeport_addresses
@@ -37,12 +38,14 @@ def _split_address(text: str) -> tuple[str, int]:
 async def run_proxy(kubeconfig: Path, node_name: str, *, netns: str | None = None, cluster_cidr: str = "",
                     metrics_address: str = "127.0.0.1:10249", min_sync_interval: float = 0.05,
                     full_sync_interval: float = 300.0, stop: asyncio.Event | None = None,
-                    cleanup_on_exit: bool = False, nodeport_addresses: tuple[str, ...] = ()) -> None:
+                    cleanup_on_exit: bool = False, nodeport_addresses: tuple[str, ...] = (),
+                    conntrack_tcp_be_liberal: bool = False) -> None:
     """Run until cancelled or ``stop`` is set.
 
     ``metrics_address`` "" disables /metrics; it listens inside ``netns``.
     ``nodeport_addresses`` as kube-proxy's flag (see :mod:`.nodeports`); () opens NodePorts on
-    every address of the node but loopback.
+    every address of the node but loopback.  ``conntrack_tcp_be_liberal`` sets the node's
+    nf_conntrack_tcp_be_liberal (upstream's answer to INVALID packets; see :mod:`.conntrack`).
     ``cleanup_on_exit`` deletes the table when stopping (tests; a restarting
     proxy normally keeps the rules in force and repairs them on its full sync).
     """
@@ -58,6 +61,8 @@ async def run_proxy(kubeconfig: Path, node_name: str, *, netns: str | None = Non
     metrics_runner = None
     tasks: list[asyncio.Task[None]] = []
     try:
+        if conntrack_tcp_be_liberal:
+            await conntrack.set_tcp_be_liberal(netns)
         if metrics_address:
             host, port = _split_address(metrics_address)
             metrics_runner = await start_metrics_server(metrics, host, port, lambda: proxier.healthy, netns,
@@ -127,6 +132,9 @@ def add_proxy_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     px.add_argument("--nodeport-addresses", action="append", default=[], metavar="CIDR[,CIDR...]|primary",
                     help="accept NodePort connections only on the node's addresses in these CIDRs, or on its "
                          "primary IP ('primary'); repeatable (default: every address but loopback)")
+    px.add_argument("--conntrack-tcp-be-liberal", action="store_true",
+                    help="set nf_conntrack_tcp_be_liberal=1 in the node's namespace, so out-of-window TCP "
+                         "packets are not INVALID (the proxy drops no INVALID packets, as upstream's nftables mode)")
 
 
 async def main_proxy(args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
@@ -145,5 +153,5 @@ async def main_proxy(args: argparse.Namespace) -> int:  # type: ignore[no-untype
         loop.add_signal_handler(sig, stop.set)
     await run_proxy(args.kubeconfig, args.node_name, netns=args.netns, cluster_cidr=args.cluster_cidr,
                     metrics_address=args.metrics_bind_address, min_sync_interval=args.min_sync_period, stop=stop,
-                    nodeport_addresses=nodeport_addresses)
+                    nodeport_addresses=nodeport_addresses, conntrack_tcp_be_liberal=args.conntrack_tcp_be_liberal)
     return 0

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from proxy_netlab import CLIENT_IP, NODE_IP, Lab, sh
 
+from kubesvc.proxy import conntrack
 from kubesvc.proxy.applier import Applier, SyncResult
 from kubesvc.proxy.model import NodeInfo, merge_slices, service_ports, slice_view
 from kubesvc.proxy.nftables import Nft
@@ -112,6 +113,15 @@ def test_nodeport_addresses_limit_node_ports_to_the_chosen_address(lab: Lab, ker
     kernel.node = NODE  # back to every address
     kernel.sync()
     assert set(names(lab, lab.client, f"http://{second}:30080/", 6)) == {"a", "b"}
+
+
+def test_conntrack_tcp_be_liberal_is_set_in_the_node_namespace_only(lab: Lab) -> None:
+    key = conntrack.TCP_BE_LIBERAL
+    host_before = sh("sysctl", "-n", key).stdout.strip()
+    assert sh("ip", "netns", "exec", lab.node, "sysctl", "-n", key).stdout.strip() == "0"
+    assert asyncio.run(conntrack.set_tcp_be_liberal(lab.node))
+    assert sh("ip", "netns", "exec", lab.node, "sysctl", "-n", key).stdout.strip() == "1"
+    assert sh("sysctl", "-n", key).stdout.strip() == host_before
 
 
 def test_etp_local_preserves_the_client_source(lab: Lab, kernel: Kernel) -> None:
