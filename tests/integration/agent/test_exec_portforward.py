@@ -1,4 +1,8 @@
-"""``kubectl exec`` and ``kubectl port-forward`` against a real one-node cluster (root)."""
+"""``kubectl exec``, ``attach`` and ``port-forward`` against a real one-node cluster (root).
+
+Over websockets (kubectl 1.32's default) and over plain SPDY/3.1 (1.32 with its
+websocket feature gates off, and kubectl 1.27, which knows nothing else).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,6 @@ pytestmark = [pytest.mark.root, pytest.mark.slow]
 OLD_KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.27")  # speaks only SPDY for exec, attach, port-forward
 # How kubectl reaches exec/attach/port-forward: 1.32's websockets, 1.32 with them off (plain SPDY), kubectl 1.27
 HOW = ["ws", "spdy", "1.27"]
-ATTACH_HOW = HOW
 
 SVC = """{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-svc"},
  "spec": {"selector": {"test": "web"}, "ports": [{"port": 80, "targetPort": 80}]}}"""
@@ -43,7 +46,7 @@ def c1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                                                               "8081", "--directory", "/usr/share/doc"])
         run_pod(c, "ticker", "node-1", "busybox",
                 command=["sh", "-c", "i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"])
-        for how in ATTACH_HOW:
+        for how in HOW:
             run_pod(c, f"att-{how}", "node-1", "busybox", extra={"stdin": True, "stdinOnce": True}, command=[
                 "sh", "-c", 'echo ready; while read l; do echo "got $l"; done; echo bye'])
         c.kubectl("apply", "-f", "-", input=SVC)
@@ -258,7 +261,7 @@ def test_attach_streams_output_from_now_on(c1: Cluster, how: str, tmp_path: Path
     assert ticks == list(range(ticks[0], ticks[0] + len(ticks))), ticks
 
 
-@pytest.mark.parametrize("how", ATTACH_HOW)
+@pytest.mark.parametrize("how", HOW)
 def test_attach_stdin(c1: Cluster, how: str) -> None:
     """``attach -i`` to a ``stdin: true, stdinOnce: true`` container: input in, output out; EOF ends it."""
     wait_for(lambda: pod_ready(c1, f"att-{how}"), 60, f"att-{how} Ready")
