@@ -16,7 +16,7 @@ import dns.exception
 import dns.message
 import dns.rcode
 
-from . import wire
+from . import fastwire, wire
 from .answer import SERVFAIL, Answer, Zone, answer
 from .forward import Forwarder
 from .index import Index
@@ -49,6 +49,15 @@ class Resolver:
         self.stats = stats
 
     def resolve(self, data: bytes, *, tcp: bool) -> Reply:
+        fast = fastwire.parse_question(data)
+        if fast is not None:  # the common case, without dnspython (see fastwire for why)
+            ans = answer(fast.qname, fast.qtype, self.index, self.zone)
+            if not ans.forward and not ans.chase:
+                out = fastwire.build_reply(data, fast, ans.rcode, ans.answer, ans.authority, ans.additional,
+                                           authoritative=ans.authoritative,
+                                           max_size=TCP_LIMIT if tcp else fast.udp_limit)
+                if out is not None:
+                    return Reply(out, cacheable=ans.rcode != SERVFAIL, qtype=fast.qtype)
         q = wire.decode(data)
         if q is None:
             return Reply(None)
