@@ -1,7 +1,7 @@
 """The nftables data plane: sync cost at scale, data path overhead, programming latency.
 
     sudo python bench/bench_proxy.py [--sizes 1000,10000] [--seconds 5] [--skip-datapath] [--skip-e2e]
-    sudo python bench/bench_proxy.py --only-e2e [--quick] [--flips 200] [--nodes 2]
+    sudo python bench/bench_proxy.py --only-e2e [--flips 200] [--nodes 2] [--services 1000]
 
 (a) Sync cost: N Services x 10 endpoints planned and applied with the real
 nft in a fresh network namespace: full sync time, then one endpoint change
