@@ -16,6 +16,8 @@ else a small multi-process UDP generator in this file.  Figures:
   (CoreDNS's published per-core figure, or 80% of the lower max rate if that
   is less) to each server in turn, twice, and reports every answer's latency
   as it timed it (``-v``); a lost query counts as its 2 s timeout;
+* the same with a Service change every 100 ms (our answer cache is dropped on
+  each; dnsmasq gets SIGHUP, which clears its cache and re-reads its hosts);
 * freshness: from a Service create (or an ExternalName change) being
   acknowledged by the API to the new answer being served, polling every ms.
 
@@ -26,6 +28,7 @@ on 127.0.0.1.  Run: ``python bench/bench_dns.py [--services 200] [--duration 10]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -37,7 +40,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -51,9 +56,16 @@ CORE_DNS_PER_CORE = 16_800
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port free for both UDP and TCP on 127.0.0.1 (both servers bind both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
+            u.bind(("127.0.0.1", 0))
+            port = int(u.getsockname()[1])
+            try:
+                t.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def pct(values: list[float], p: float) -> float:
@@ -102,22 +114,65 @@ def dnsperf(port: int, queries: Path, seconds: float, qps: int = 0, per_query: b
     return result
 
 
-def latency_at(ports: dict[str, int], queries: Path, seconds: float, qps: int, rounds: int = 2) -> dict:
+def latency_at(ports: dict[str, int], queries: Path, seconds: float, qps: int, rounds: int = 2,
+               during: Callable[[str], contextlib.AbstractContextManager[object]] | None = None) -> dict:
     """p50/p99/p99.9 per server at the same offered load, from dnsperf's own per-query timing.
 
     No prober of our own: on a 2-core machine a Python prober's sleeps and wake-ups are
     themselves milliseconds of noise.  Servers take turns (A, B, A, B) so that a burst of
-    load from elsewhere on the machine does not land on one server only.
+    load from elsewhere on the machine does not land on one server only.  ``during(name)``
+    wraps each run (the churn below).
     """
     lat: dict[str, list[float]] = {name: [] for name in ports}
     sent: dict[str, list[float]] = {name: [] for name in ports}
     for _ in range(rounds):
         for name, port in ports.items():
-            r = dnsperf(port, queries, seconds, qps=qps, per_query=True)
+            with during(name) if during else contextlib.nullcontext():
+                r = dnsperf(port, queries, seconds, qps=qps, per_query=True)
             lat[name] += r["lat"]
             sent[name].append(r["qps"])
     return {name: {"qps": statistics.mean(sent[name]), "n": len(v), "p50": pct(v, 50) * 1000,
                    "p99": pct(v, 99) * 1000, "p999": pct(v, 99.9) * 1000} for name, v in lat.items()}
+
+
+class Churn:
+    """A Service change every ``every`` seconds while a latency run lasts, for both servers alike.
+
+    Each change patches the ExternalName of ``bench/churn`` through the API (so the API server
+    works the same during both runs); our server then drops its answer cache, and dnsmasq is
+    sent SIGHUP, which makes it re-read its hosts file and clear its cache: the nearest thing
+    it has to a change.  ``changes`` counts what was applied.
+    """
+
+    def __init__(self, cluster, masq_pid: int, every: float = 0.1) -> None:  # type: ignore[no-untyped-def]
+        from kubernetes import client
+
+        self.api = client.CoreV1Api(cluster.client())
+        self.masq_pid, self.every = masq_pid, every
+        self.api.create_namespaced_service("bench", {"metadata": {"name": "churn"}, "spec": {
+            "type": "ExternalName", "externalName": "churn-0.example"}})
+        self.changes: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        stop = threading.Event()
+
+        def run() -> None:
+            i = 0
+            while not stop.wait(self.every):
+                i += 1
+                self.api.patch_namespaced_service("churn", "bench", {"spec": {"externalName": f"churn-{i}.example"}})
+                if name == "dnsmasq":
+                    os.kill(self.masq_pid, signal.SIGHUP)
+                self.changes[name] = self.changes.get(name, 0) + 1
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            t.join()
 
 
 def _wires(queries: Path) -> list[bytes]:
@@ -249,6 +304,8 @@ def main() -> int:
             ours_port, masq_port = free_port(), free_port()
             procs += [start_ours(ours_port, cluster.kubeconfig), start_dnsmasq(masq_port, hosts)]
             wait_answer(ours_port, names[-1][0], names[-1][1], timeout=30, every=0.05)
+            if procs[1].poll() is not None:
+                raise RuntimeError(f"dnsmasq exited at once ({procs[1].returncode})")
             wait_answer(masq_port, names[-1][0], names[-1][1], timeout=10, every=0.05)
             load = dnsperf if have_dnsperf else pyload
             print(f"load generator: {'dnsperf' if have_dnsperf else 'python (dnsperf not installed)'}; "
@@ -258,9 +315,14 @@ def main() -> int:
             ours = load(ours_port, queries, args.duration)
             masq = load(masq_port, queries, args.duration)
             rate = int(min(CORE_DNS_PER_CORE, 0.8 * ours["qps"], 0.8 * masq["qps"]))
+            churned: dict = {}
             if have_dnsperf:
-                at = latency_at({"ours": ours_port, "dnsmasq": masq_port}, queries, min(5, args.duration), rate)
+                servers = {"ours": ours_port, "dnsmasq": masq_port}
+                at = latency_at(servers, queries, min(5, args.duration), rate)
                 ours_l, masq_l = at["ours"], at["dnsmasq"]
+                churn = Churn(cluster, procs[1].pid)
+                churned = latency_at(servers, queries, min(5, args.duration), rate, during=churn)
+                churned["changes"] = churn.changes
             else:
                 ours_l, masq_l, rate = ours, masq, int(ours["qps"])
             created, changed = freshness(cluster, ours_port, args.trials)
@@ -283,6 +345,13 @@ def main() -> int:
         print(f"{f'p99.9 latency at {rate:,} q/s (ms)':44} {ours_l['p999']:12.3f} {masq_l['p999']:12.3f}")
         print(f"{'offered load reached (q/s) / answers timed':44} {ours_l['qps']:7,.0f}/{ours_l['n']:<6,} "
               f"{masq_l['qps']:7,.0f}/{masq_l['n']:<6,}")
+    if churned:
+        secs = 2 * min(5, args.duration)
+        changes = "/".join(f"{churned['changes'].get(n, 0) / secs:.0f}" for n in ("ours", "dnsmasq"))
+        print(f"with a Service change every 100 ms ({changes} changes/s applied during each server's runs):")
+        for p, key in (("p50", "p50"), ("p99", "p99"), ("p99.9", "p999")):
+            print(f"{f'  {p} latency at {rate:,} q/s (ms)':44} {churned['ours'][key]:12.3f} "
+                  f"{churned['dnsmasq'][key]:12.3f}")
     for label, vals in (("fresh after create (ms) p50/p90/max", created),
                         ("fresh after ExternalName change (ms) p50/p90/max", changed)):
         print(f"{label:44} {statistics.median(vals):6.1f}/{pct(vals, 90):.1f}/{max(vals):.1f}"

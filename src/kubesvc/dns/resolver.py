@@ -35,10 +35,13 @@ class Reply:
     qtype: str = "other"
 
 
+_RCODE_TEXT = tuple(dns.rcode.to_text(code) for code in range(16))  # on every miss: no dnspython call
+
+
 def rcode_of(reply: bytes | None) -> str:
     if reply is None or len(reply) < 4:
         return "dropped"
-    return dns.rcode.to_text(reply[3] & 0xF)
+    return _RCODE_TEXT[reply[3] & 0xF]
 
 
 class Resolver:
