@@ -143,7 +143,7 @@ asyncio.run(main())
 """
 
 
-def datapath(seconds: int) -> dict[str, float]:
+def datapath(seconds: int, rounds: int = 4) -> dict[str, float]:
     node, srv, cli = f"ks-bench{TAG}-n", f"ks-bench{TAG}-s", f"ks-bench{TAG}-c"
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -174,16 +174,19 @@ def datapath(seconds: int) -> dict[str, float]:
         time.sleep(1)
         out: dict[str, float] = {}
         samples: dict[str, list[float]] = {}
-        # each measurement twice, alternating, best kept: the order must not favour either side
+        # each measurement `rounds` times, the order swapped every round so neither side is
+        # favoured; best kept, and each round's clusterIP/direct ratio kept for the median
         for label, extra in (("keepalive", []), ("close", ["-H", "Connection: close"])):
-            for _ in range(2):
-                for target, url in (("direct", "http://10.244.1.5:8080/"), ("clusterip", "http://10.0.0.5/")):
+            for r in range(rounds):
+                pair = (("direct", "http://10.244.1.5:8080/"), ("clusterip", "http://10.0.0.5/"))
+                for target, url in (pair if r % 2 == 0 else pair[::-1]):
                     text = sh("ip", "netns", "exec", cli, "wrk", "-t2", "-c32", f"-d{seconds}s", *extra, url)
                     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))  # type: ignore[union-attr]
                     out[f"wrk_{label}_{target}"] = max(rps, out.get(f"wrk_{label}_{target}", 0))
                     samples.setdefault(f"wrk_{label}_{target}", []).append(rps)
-        for _ in range(2):
-            for target, ip in (("direct", "10.244.1.5"), ("clusterip", "10.0.0.6")):
+        for r in range(rounds):
+            pair = (("direct", "10.244.1.5"), ("clusterip", "10.0.0.6"))
+            for target, ip in (pair if r % 2 == 0 else pair[::-1]):
                 text = sh("ip", "netns", "exec", cli, "iperf3", "-c", ip, "-p", "5201", "-t", str(seconds), "-f", "g")
                 gbps = float(re.findall(r"([\d.]+) Gbits/sec.*receiver", text)[-1])
                 out[f"iperf_{target}"] = max(gbps, out.get(f"iperf_{target}", 0))
@@ -191,6 +194,9 @@ def datapath(seconds: int) -> dict[str, float]:
         # the machine is shared and noisy: every sample is reported, so a ratio comes with its spread
         for k, v in samples.items():
             out[f"{k}_samples"] = v  # type: ignore[assignment]
+        for k in ("wrk_keepalive", "wrk_close", "iperf"):
+            per_round = [c / d for d, c in zip(samples[f"{k}_direct"], samples[f"{k}_clusterip"], strict=True)]
+            out[f"{k}_median_ratio"] = statistics.median(per_round)
         return out
     finally:
         for p in procs:
@@ -544,6 +550,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="1000,10000")
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--skip-datapath", action="store_true")
+    ap.add_argument("--rounds", type=int, default=4, help="(b): alternating rounds per measurement")
     ap.add_argument("--skip-e2e", action="store_true", help="leave out (c) end to end")
     ap.add_argument("--only-e2e", action="store_true", help="run (c) end to end alone")
     ap.add_argument("--services", type=int, default=1000, help="(c): Services programmed (default %(default)s)")
@@ -563,7 +570,7 @@ def main() -> None:
 def simple(args: argparse.Namespace) -> None:
     """(a), (b) and the proxy-alone part of (c)."""
     results = {}
-    for n in (int(x) for x in args.sizes.split(",")):
+    for n in (int(x) for x in args.sizes.split(",") if x):
         r = results[n] = sync_cost(n)
         print(f"(a) {n:>6} services x 10 endpoints: plan all {r['plan_all']:.2f}s, full sync {r['full_first']:.2f}s "
               f"({r['full_bytes'] / 1e6:.1f} MB), full resync {r['full_again']:.2f}s; one endpoint change "
@@ -572,16 +579,18 @@ def simple(args: argparse.Namespace) -> None:
         lo, hi = min(results), max(results)
         print(f"    one-change ratio {hi}/{lo}: {results[hi]['change_ms'] / results[lo]['change_ms']:.2f} (goal <= 1.5)")
     if not args.skip_datapath:
-        d = datapath(args.seconds)
+        d = datapath(args.seconds, args.rounds)
         def spread(k: str, fmt: str) -> str:
             return "/".join(format(x, fmt) for x in d[k + "_samples"])  # type: ignore[attr-defined]
 
         for k in ("wrk_keepalive", "wrk_close"):
             print(f"(b) {k}: direct {d[k + '_direct']:.0f} req/s, clusterIP {d[k + '_clusterip']:.0f} req/s, "
-                  f"ratio {d[k + '_clusterip'] / d[k + '_direct']:.2f} (goal >= 0.9); samples direct "
+                  f"ratio {d[k + '_clusterip'] / d[k + '_direct']:.2f} (goal >= 0.9), median of per-round ratios "
+                  f"{d[k + '_median_ratio']:.2f}; samples direct "
                   f"{spread(k + '_direct', '.0f')}, clusterIP {spread(k + '_clusterip', '.0f')}")
         print(f"(b) iperf3: direct {d['iperf_direct']:.1f} Gbit/s, clusterIP {d['iperf_clusterip']:.1f} Gbit/s, "
-              f"ratio {d['iperf_clusterip'] / d['iperf_direct']:.2f} (goal >= 0.9); samples direct "
+              f"ratio {d['iperf_clusterip'] / d['iperf_direct']:.2f} (goal >= 0.9), median of per-round ratios "
+              f"{d['iperf_median_ratio']:.2f}; samples direct "
               f"{spread('iperf_direct', '.1f')}, clusterIP {spread('iperf_clusterip', '.1f')}")
     lat = sorted(asyncio.run(programming_latency()))
     print(f"(c) the proxy alone (in process, no API), 1000 services, slice event -> rules in kernel: "
