@@ -48,7 +48,29 @@ def add_components_parser(sub: Any) -> None:
     p.add_argument("--dns-upstream", action="append", default=None, metavar="HOST[:PORT]")
     p.add_argument("--node", action="append", default=[], metavar="NAME=NETNS",
                    help="run a proxy for this node inside its network namespace (repeatable)")
+    add_node_proxy_flags(p)
     p.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def add_node_proxy_flags(p: Any) -> None:
+    """kube-proxy's flags that ``up`` hands to every node's proxy (see ``kubesvc proxy --help``)."""
+    p.add_argument("--nodeport-addresses", action="append", default=[], metavar="CIDR[,CIDR...]|primary",
+                   help="node proxies accept NodePort connections only on node addresses in these CIDRs, "
+                        "or on the node's primary IP ('primary'); default: every address but loopback")
+    p.add_argument("--conntrack-tcp-be-liberal", action="store_true",
+                   help="node proxies set nf_conntrack_tcp_be_liberal=1 in their node's namespace")
+
+
+def check_node_proxy_flags(args: argparse.Namespace) -> tuple[str, ...]:
+    """The ``--nodeport-addresses`` entries, checked now: a bad one is one line before anything starts."""
+    from kubesvc.proxy.nodeports import parse_nodeport_addresses
+
+    entries = tuple(getattr(args, "nodeport_addresses", None) or ())
+    try:
+        parse_nodeport_addresses(entries)
+    except ValueError as e:
+        raise CliError(f"invalid --nodeport-addresses: {e}") from None
+    return entries
 
 
 def child_argv(kubeconfig: Path, args: argparse.Namespace, nodes: Sequence[tuple[str, str]], *,
@@ -67,6 +89,10 @@ def child_argv(kubeconfig: Path, args: argparse.Namespace, nodes: Sequence[tuple
         argv.append("--kernel")
     for name, netns in nodes:
         argv += ["--node", f"{name}={netns}"]
+    for entry in getattr(args, "nodeport_addresses", None) or []:
+        argv += ["--nodeport-addresses", entry]
+    if getattr(args, "conntrack_tcp_be_liberal", False):
+        argv.append("--conntrack-tcp-be-liberal")
     return argv
 
 
@@ -88,6 +114,7 @@ async def run_components(args: argparse.Namespace) -> int:
 
     nodes = parse_nodes(args.node)
     pools = lb_pool_entries(args)
+    nodeport_addresses = check_node_proxy_flags(args)
     parent = os.getppid()
     stoppers: list[Callable[[], Awaitable[None]]] = []
     stop = asyncio.Event()
@@ -100,7 +127,8 @@ async def run_components(args: argparse.Namespace) -> int:
         stoppers.append(await start_cluster_dns(args.kubeconfig, args.dns_port, pods=args.dns_pods,
                                                 upstreams=args.dns_upstream))
         if nodes:
-            stoppers.append(await start_node_proxies(args.kubeconfig, nodes))
+            stoppers.append(await start_node_proxies(args.kubeconfig, nodes, nodeport_addresses=nodeport_addresses,
+                                                     conntrack_tcp_be_liberal=args.conntrack_tcp_be_liberal))
         if args.ready_fd is not None:
             os.write(args.ready_fd, READY)
             os.close(args.ready_fd)

@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     from kubesvc.cli.components import add_lb_flags
 
     add_lb_flags(up)
+
+    from kubesvc.cli.componentproc import add_node_proxy_flags
+
+    add_node_proxy_flags(up)
     add_dns_parser(sub)
 
     from kubesvc.proxy.main import add_proxy_parser

@@ -21,14 +21,17 @@ from kubesvc.api import addressplan
 log = logging.getLogger("kubesvc")
 
 
-async def start_node_proxies(kubeconfig: Path, nodes: Iterable[tuple[str, str]]) -> Callable[[], Awaitable[None]]:
+async def start_node_proxies(kubeconfig: Path, nodes: Iterable[tuple[str, str]], *,
+                             nodeport_addresses: tuple[str, ...] = (),
+                             conntrack_tcp_be_liberal: bool = False) -> Callable[[], Awaitable[None]]:
     """Start one proxy per (node name, netns); return the coroutine function that stops them."""
     from kubesvc.proxy.main import run_proxy
 
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(
-            run_proxy(kubeconfig, name, netns=netns, cluster_cidr=addressplan.POD_CIDR, stop=stop),
+            run_proxy(kubeconfig, name, netns=netns, cluster_cidr=addressplan.POD_CIDR, stop=stop,
+                      nodeport_addresses=nodeport_addresses, conntrack_tcp_be_liberal=conntrack_tcp_be_liberal),
             name=f"proxy-{name}",
         )
         for name, netns in nodes

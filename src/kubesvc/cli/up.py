@@ -57,8 +57,10 @@ async def run_up(args: argparse.Namespace, *, with_controllers: bool) -> int:
     pki = ensure_pki(data_dir, hosts=["127.0.0.1", "localhost", NODE_NETWORK_GATEWAY, args.bind_address])
 
     if with_controllers:
+        from kubesvc.cli.componentproc import check_node_proxy_flags
         from kubesvc.cli.components import lb_pool_entries
 
+        check_node_proxy_flags(args)
         lb_pool_entries(args)  # a bad --lb-pool stops us before anything starts
     nodes = await _prepare_nodes(args, data_dir, lock) if with_controllers else None
 

@@ -28,6 +28,20 @@ def test_child_argv_round_trips_through_the_components_parser() -> None:
     assert parse_nodes(args.node) == [("node-1", "ks-node-1"), ("node-2", "ks-node-2")]
 
 
+def test_node_proxy_flags_reach_the_components_process() -> None:
+    up = build_parser().parse_args(["up", "--nodeport-addresses", "172.18.0.0/16", "--nodeport-addresses", "primary",
+                                    "--conntrack-tcp-be-liberal"])
+    args = build_parser().parse_args(child_argv(Path("k"), up, [("node-1", "ks-node-1")], kernel=True)[3:])
+    assert args.nodeport_addresses == ["172.18.0.0/16", "primary"] and args.conntrack_tcp_be_liberal
+
+
+def test_a_bad_nodeport_address_is_one_line() -> None:
+    from kubesvc.cli.componentproc import check_node_proxy_flags
+
+    with pytest.raises(CliError, match="invalid --nodeport-addresses"):
+        check_node_proxy_flags(build_parser().parse_args(["up", "--nodeport-addresses", "10.0.0.0/33"]))
+
+
 def test_without_nodes_there_is_no_kernel_flag() -> None:
     up = argparse.Namespace(service_cidr="10.0.0.0/16", dns_port=0, lb_pool=None, verbose=False)
     args = build_parser().parse_args(child_argv(Path("k"), up, [], kernel=False)[3:])
