@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from kubesvc.agent.agentauth import unauthorized
 from kubesvc.agent.containerstdin import FifoWriter
 from kubesvc.agent.streams import CLOSE, ERROR, PROTOCOLS, STDERR, STDIN, STDOUT, success_status
 
@@ -119,9 +119,8 @@ class _Attach:
 
 def make_attach_handler(find: FindPod, token: str) -> Callable[[web.Request], Any]:
     async def attach_handler(request: web.Request) -> web.StreamResponse:
-        auth = request.headers.get("Authorization", "")
-        if not token or not hmac.compare_digest(auth.encode(), f"Bearer {token}".encode()):
-            return web.Response(status=401, text="Unauthorized")
+        if (denied := unauthorized(request, token)) is not None:
+            return denied
         ns, pod, cname = (request.match_info[k] for k in ("ns", "pod", "container"))
         q = request.query
         ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)

@@ -9,12 +9,13 @@ node's address on the cluster network.
 from __future__ import annotations
 
 import asyncio
-import hmac
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+
+from kubesvc.agent.agentauth import unauthorized
 
 if TYPE_CHECKING:
     from kubesvc.agent.containerloop import ContainerLoop
@@ -42,9 +43,8 @@ def _bad(msg: str) -> web.Response:
 
 def make_app(find: FindPod, token: str) -> web.Application:
     async def container_logs(request: web.Request) -> web.StreamResponse:
-        auth = request.headers.get("Authorization", "")
-        if not token or not hmac.compare_digest(auth.encode(), f"Bearer {token}".encode()):
-            return web.Response(status=401, text="Unauthorized")
+        if (denied := unauthorized(request, token)) is not None:
+            return denied
         ns, pod, cname = (request.match_info[k] for k in ("ns", "pod", "container"))
         w = find(ns, pod)
         if w is None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from kubesvc.agent import nsutil
+from kubesvc.agent.agentauth import unauthorized
 from kubesvc.api import spdy
 
 if TYPE_CHECKING:
@@ -206,9 +206,8 @@ class PortForwardSession(spdy.Session):
 
 def make_portforward_handler(find: FindPod, token: str) -> Callable[[web.Request], Any]:
     async def portforward_handler(request: web.Request) -> web.StreamResponse:
-        auth = request.headers.get("Authorization", "")
-        if not token or not hmac.compare_digest(auth.encode(), f"Bearer {token}".encode()):
-            return web.Response(status=401, text="Unauthorized")
+        if (denied := unauthorized(request, token)) is not None:
+            return denied
         ns, name = request.match_info["ns"], request.match_info["pod"]
         ws = web.WebSocketResponse(protocols=(PROTOCOL,), max_msg_size=0)
         await ws.prepare(request)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import hmac
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from kubesvc.agent import containers
+from kubesvc.agent.agentauth import unauthorized
 
 if TYPE_CHECKING:
     from kubesvc.agent.containerloop import ContainerLoop
@@ -217,9 +217,8 @@ class _Exec:
 
 def make_exec_handler(find: FindPod, token: str) -> Callable[[web.Request], Any]:
     async def exec_handler(request: web.Request) -> web.StreamResponse:
-        auth = request.headers.get("Authorization", "")
-        if not token or not hmac.compare_digest(auth.encode(), f"Bearer {token}".encode()):
-            return web.Response(status=401, text="Unauthorized")
+        if (denied := unauthorized(request, token)) is not None:
+            return denied
         ns, pod, cname = (request.match_info[k] for k in ("ns", "pod", "container"))
         q = request.query
         argv = q.getall("command", [])
