@@ -74,8 +74,10 @@ def workload_controllers(client: ApiClient, factory: SharedInformerFactory | Non
 
 def metric_registries(running: list[Controller]) -> list[Any]:
     """The Prometheus registries of the controllers that keep figures (a ``metrics.registry``)."""
+    from kubesvc.client.queuemetrics import REGISTRY as WORKQUEUES
+
     regs = [getattr(getattr(c, "metrics", None), "registry", None) for c in running]
-    return [r for r in regs if r is not None]
+    return [r for r in regs if r is not None] + ([WORKQUEUES] if running else [])
 
 
 async def start_controllers(kubeconfig: Path, *, advertise_address: str = NODE_NETWORK_GATEWAY,

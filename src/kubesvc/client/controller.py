@@ -45,6 +45,9 @@ class Controller:
         self.resync_period = resync_period
         self.sync_timeout = sync_timeout
         self.queue = WorkQueue(rate_limiter or ExponentialRateLimiter(0.005, 60.0), name=self.name)
+        from kubesvc.client.queuemetrics import REGISTRY_METRICS
+
+        REGISTRY_METRICS.track(self.queue)  # workqueue_* on whatever /metrics serves the controllers
         self.informers: list[Informer] = []
         self.owns_informers = True  # False when they come from a factory someone else owns (and stops)
         self._tasks: list[asyncio.Task[None]] = []

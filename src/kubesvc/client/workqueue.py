@@ -18,8 +18,10 @@ a cap) and ``add_after`` timers, deduplicated so a key waits on one timer.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Hashable
+from typing import Protocol
 
 
 class ShutDown(Exception):
@@ -48,11 +50,24 @@ class ExponentialRateLimiter:
         return self._failures.get(key, 0)
 
 
+class QueueObserver(Protocol):
+    """What a queue reports as it goes (upstream's workqueue metrics; see :mod:`.queuemetrics`)."""
+
+    def added(self) -> None: ...
+    def queued_for(self, seconds: float) -> None: ...
+    def worked_for(self, seconds: float) -> None: ...
+    def retried(self) -> None: ...
+
+
 class WorkQueue:
     """Keys to process; ``await get()``, work, then always ``done(key)``."""
 
-    def __init__(self, rate_limiter: ExponentialRateLimiter | None = None, name: str = "") -> None:
+    def __init__(self, rate_limiter: ExponentialRateLimiter | None = None, name: str = "",
+                 observer: QueueObserver | None = None) -> None:
         self.name = name
+        self.observer = observer
+        self._added_at: dict[Hashable, float] = {}  # when each queued key was added (for queue_duration)
+        self.started_at: dict[Hashable, float] = {}  # keys being processed, since when
         self.rate_limiter = rate_limiter or ExponentialRateLimiter()
         self._queue: deque[Hashable] = deque()
         self._dirty: set[Hashable] = set()
@@ -75,6 +90,9 @@ class WorkQueue:
         if self._shutting_down or key in self._dirty:
             return
         self._dirty.add(key)
+        if self.observer is not None:
+            self.observer.added()
+            self._added_at[key] = time.monotonic()
         if key in self._processing:
             return  # queued again by done()
         self._queue.append(key)
@@ -102,6 +120,8 @@ class WorkQueue:
         self.add(key)
 
     def add_rate_limited(self, key: Hashable) -> None:
+        if self.observer is not None:
+            self.observer.retried()
         self.add_after(key, self.rate_limiter.when(key))
 
     def forget(self, key: Hashable) -> None:
@@ -129,11 +149,18 @@ class WorkQueue:
         key = self._queue.popleft()
         self._processing.add(key)
         self._dirty.discard(key)
+        if self.observer is not None:
+            now = time.monotonic()
+            self.observer.queued_for(now - self._added_at.pop(key, now))
+            self.started_at[key] = now
         return key
 
     def done(self, key: Hashable) -> None:
         """Mark ``key`` finished; if it was re-added meanwhile, it is queued again now."""
         self._processing.discard(key)
+        started = self.started_at.pop(key, None)
+        if self.observer is not None and started is not None:
+            self.observer.worked_for(time.monotonic() - started)
         if key in self._dirty:
             self._queue.append(key)
             self._wake_one()
