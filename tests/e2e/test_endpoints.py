@@ -161,6 +161,9 @@ def test_controller_metrics_are_served(env: Env) -> None:
     assert m["endpoint_slice_controller_num_endpoint_slices[]"] >= 1
     assert m["endpoint_slice_controller_endpoints_desired[]"] >= 1
     assert m["endpoint_slice_controller_endpoints_added_per_sync_count[]"] >= 1
+    assert m["workqueue_adds_total[('name', 'endpointslice')]"] >= 1
+    assert m["workqueue_work_duration_seconds_count[('name', 'endpointslice')]"] >= 1
+    assert "workqueue_depth[('name', 'replicaset')]" in m
 
 
 def test_selector_matching_nothing_then_service_deleted(env: Env) -> None:
