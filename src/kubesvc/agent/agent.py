@@ -68,7 +68,7 @@ class Agent:
         self.node_name, self.node_ip, self.state_dir = cfg.node_name, cfg.node_ip, cfg.state_dir
         self.net = PodNetwork(runner, cfg.pod_cidr)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.ipam = IpAllocator(cfg.pod_cidr, self.state_dir / "ipam.json")
+        self.ipam = IpAllocator(cfg.pod_cidr, self.state_dir / "ipam.json", deferred=True)
         self.pods = Informer(client, PODS, field_selector=f"spec.nodeName={cfg.node_name}")
         self.svcs = Informer(client, SERVICES)
         self.workers: dict[str, PodWorker] = {}
@@ -180,6 +180,7 @@ class Agent:
         for owner in self.ipam.owners():
             if owner not in self.workers:
                 self.ipam.release(owner)
+        self.ipam.flush()
 
     # ---------------------------------------------------------------- pods
 

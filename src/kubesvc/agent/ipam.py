@@ -6,8 +6,10 @@ allocation goes round-robin from the last address handed out rather than
 reusing the lowest free one, so a replaced pod gets a new address (the seed's
 point: pods move and their IPs change) and a stale connection to an old
 address does not land on a new pod.  The file is
-rewritten atomically after each change, so an agent restarted over running
-pods hands each the address it already has and never hands it to another.
+rewritten atomically after each change (``deferred``: by :meth:`IpAllocator.flush`,
+which the agent calls from a worker thread before the address is put on a
+pod, so the event loop does no file I/O per pod), so an agent restarted over
+running pods hands each the address it already has and never hands it to another.
 The network address, the gateway (``.1``, the node's bridge) and the
 broadcast address are never given out.
 """
@@ -16,8 +18,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 from pathlib import Path
+
+from kubesvc.agent.statefile import StateFile
 
 
 class PoolExhausted(Exception):
@@ -25,9 +28,11 @@ class PoolExhausted(Exception):
 
 
 class IpAllocator:
-    def __init__(self, cidr: str, path: Path | None = None) -> None:
+    def __init__(self, cidr: str, path: Path | None = None, *, deferred: bool = False) -> None:
         self.net = ipaddress.ip_network(cidr)
         self.path = path
+        self.deferred = deferred
+        self._file = StateFile(path) if path is not None else None
         self.gateway = self.net[1]
         self._hosts: list[ipaddress.IPv4Address | ipaddress.IPv6Address] | None = None
         self._index: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, int] = {}
@@ -90,10 +95,14 @@ class IpAllocator:
     def owners(self) -> list[str]:
         return list(self.by_owner)
 
+    def flush(self) -> None:
+        """Write the allocations made so far to the file (any thread; with ``deferred``, the caller's job)."""
+        if self._file is not None:
+            self._file.flush()
+
     def _save(self) -> None:
-        if self.path is None:
+        if self._file is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"owners": self.by_owner, "last": self.last}, sort_keys=True))
-        os.replace(tmp, self.path)
+        self._file.set(json.dumps({"owners": self.by_owner, "last": self.last}, sort_keys=True).encode())
+        if not self.deferred:
+            self._file.flush()

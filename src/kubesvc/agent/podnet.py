@@ -7,7 +7,7 @@ are what iproute2 bind-mounts over ``/etc`` in ``ip netns exec``, so each
 pod's processes, and only they, see the cluster DNS and their own hostname.
 
 No process is started for it: the agent makes the namespace and talks
-netlink itself (pyroute2), in worker threads (a namespace switch is per
+netlink itself (:mod:`~kubesvc.agent.rtnl`, a few requests per pod), in worker threads (a namespace switch is per
 thread, and the event loop never blocks on it); the pool's size bounds how
 many pods are set up at once.  The layout is iproute2's, so ``ip netns``
 sees and cleans pod namespaces as before.
@@ -23,14 +23,12 @@ import os
 import shutil
 import socket
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
-from kubesvc.agent import nsutil
+from kubesvc.agent import nsutil, rtnl
 from kubesvc.agent.hostnet import NETNS_CONF_DIR, NODE_BRIDGE, POD_NETNS_PREFIX, kill_pids
 from kubesvc.agent.sysexec import Runner
 from kubesvc.api import addressplan as plan
@@ -117,16 +115,16 @@ class PodNetwork:
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="podnet")
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._sockets: list[IPRoute] = []
+        self._sockets: list[rtnl.Rtnl] = []
 
-    def _node_ipr(self) -> IPRoute:
+    def _node_rtnl(self) -> rtnl.Rtnl:
         """This worker thread's netlink socket in the node namespace (made once per thread)."""
-        ipr: IPRoute | None = getattr(self._local, "ipr", None)
-        if ipr is None:
-            ipr = self._local.ipr = IPRoute()
+        nl: rtnl.Rtnl | None = getattr(self._local, "rtnl", None)
+        if nl is None:
+            nl = self._local.rtnl = rtnl.Rtnl()
             with self._lock:
-                self._sockets.append(ipr)
-        return ipr
+                self._sockets.append(nl)
+        return nl
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -138,8 +136,10 @@ class PodNetwork:
         (d / "resolv.conf").write_text(resolv_conf(pod, host))
         (d / "hosts").write_text(hosts_file(pod, ip))
 
-    def _setup_sync(self, pod: Obj, uid: str, ip: str) -> str:
+    def _setup_sync(self, pod: Obj, uid: str, ip: str, before: Sequence[Callable[[], None]] = ()) -> str:
         netns, veth = pod_netns(uid), pod_veth(uid)
+        for step in before:
+            step()
         if nsutil.netns_path(netns).exists():  # a leftover of a failed try
             self._teardown_sync(uid)
         self.write_files(pod, netns, ip)
@@ -148,14 +148,11 @@ class PodNetwork:
             # Interface indexes come from if_nametoindex (this thread's namespace): a netlink
             # lookup by name dumps every link, and a node has a veth per pod.
             # The node's side, in one request: the veth on the bridge and up, its peer made in the pod as eth0.
-            self._node_ipr().link("add", ifname=veth, kind="veth", master=socket.if_nametoindex(NODE_BRIDGE),
-                                  state="up", peer={"ifname": "eth0", "net_ns_fd": fd})
-            with nsutil.in_netns(fd), IPRoute() as ipr:  # the pod's side
-                ipr.link("set", index=socket.if_nametoindex("lo"), state="up")
+            self._node_rtnl().request([rtnl.veth_add(veth, "eth0", fd, socket.if_nametoindex(NODE_BRIDGE))])
+            with nsutil.in_netns(fd), rtnl.Rtnl() as nl:  # the pod's side, in one write
                 eth0 = socket.if_nametoindex("eth0")
-                ipr.addr("add", index=eth0, address=ip, prefixlen=int(self.prefix))
-                ipr.link("set", index=eth0, state="up")
-                ipr.route("add", dst="0.0.0.0/0", gateway=self.gateway)
+                nl.request([rtnl.link_up(socket.if_nametoindex("lo")), rtnl.addr_add(eth0, ip, int(self.prefix)),
+                            rtnl.link_up(eth0), rtnl.default_route(self.gateway)])
         except BaseException:
             os.close(fd)
             self._teardown_sync(uid)
@@ -171,8 +168,8 @@ class PodNetwork:
         except OSError:
             idx = 0  # gone already (or never made)
         if idx:
-            with contextlib.suppress(NetlinkError):
-                self._node_ipr().link("del", index=idx)  # the pair goes now, not whenever the namespace is freed
+            with contextlib.suppress(OSError):  # the pair goes now, not whenever the namespace is freed
+                self._node_rtnl().request([rtnl.link_del(idx)])
         try:
             nsutil.delete_netns(netns)
         except OSError as e:
@@ -180,9 +177,13 @@ class PodNetwork:
                 raise
         shutil.rmtree(self.conf_dir / netns, ignore_errors=True)
 
-    async def setup(self, pod: Obj, uid: str, ip: str) -> str:
-        """Build the pod's namespace from scratch (a leftover of a failed try is removed first)."""
-        return str(await self._in_thread(self._setup_sync, pod, uid, ip))
+    async def setup(self, pod: Obj, uid: str, ip: str, before: Sequence[Callable[[], None]] = ()) -> str:
+        """Build the pod's namespace from scratch (a leftover of a failed try is removed first).
+
+        ``before``: steps run first in the same worker thread (the agent's state files, written before
+        the namespace exists, without file I/O on the event loop).
+        """
+        return str(await self._in_thread(self._setup_sync, pod, uid, ip, before))
 
     async def teardown(self, uid: str) -> None:
         """Kill whatever still runs in the namespace, delete the veth pair and the namespace."""
@@ -193,7 +194,7 @@ class PodNetwork:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
-        for ipr in self._sockets:
+        for nl in self._sockets:
             with contextlib.suppress(Exception):
-                ipr.close()
+                nl.close()
         self._sockets.clear()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +22,7 @@ from kubesvc.agent import containers
 from kubesvc.agent.containerloop import ContainerLoop
 from kubesvc.agent.ipam import IpAllocator
 from kubesvc.agent.podnet import PodNetwork, pod_netns
+from kubesvc.agent.statefile import StateFile
 from kubesvc.agent.status import ContainerRecord, pod_status
 from kubesvc.api.meta import now_rfc3339
 
@@ -68,6 +68,7 @@ class PodWorker:
         self._cache: dict[tuple[str, str], Obj | None] = {}
         self.task: asyncio.Task[None] | None = None
         self._pending_report: asyncio.TimerHandle | None = None
+        self._state: StateFile | None = None
         self.finished = False
 
     # ---------------------------------------------------------------- helpers for the loops
@@ -117,6 +118,12 @@ class PodWorker:
         if self._pending_report is not None:  # the Running status this start reports replaces it
             self._pending_report.cancel()
         self.save()
+        fut = asyncio.get_running_loop().run_in_executor(None, self.state.flush)  # the pid, off the loop
+        fut.add_done_callback(self._flushed)
+
+    def _flushed(self, fut: asyncio.Future[None]) -> None:
+        if not fut.cancelled() and fut.exception() is not None:
+            log.warning("state of %s/%s: %s", self.namespace, self.pod_name, fut.exception())
 
     def status(self) -> Obj:
         return pod_status(self.pod, [c.rec for c in self.init_loops], [c.rec for c in self.loops],
@@ -125,8 +132,15 @@ class PodWorker:
 
     # ---------------------------------------------------------------- state file
 
+    @property
+    def state(self) -> StateFile:
+        """``pods/<uid>.json`` in the agent's state directory."""
+        if self._state is None:
+            self._state = StateFile(self.agent.state_dir / "pods" / f"{self.uid}.json")
+        return self._state
+
     def save(self) -> None:
-        """What an agent restarted over this pod needs to adopt it."""
+        """What an agent restarted over this pod needs to adopt it (written by the next ``state.flush()``)."""
         cs = {}
         for c in self.init_loops + self.loops:
             r = c.rec
@@ -135,11 +149,7 @@ class PodWorker:
                           "lastTerminated": r.last_terminated, "state": r.state, "exitCode": r.exit_code}
         doc = {"uid": self.uid, "namespace": self.namespace, "name": self.pod_name, "ip": self.ip,
                "netns": self.netns, "startTime": self.start_time, "containers": cs}
-        path = self.agent.state_dir / "pods" / f"{self.uid}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(doc))
-        os.replace(tmp, path)
+        self.state.set(json.dumps(doc).encode())
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -200,11 +210,16 @@ class PodWorker:
                     adopted[c.name] = proc
                     c.rec.state, c.rec.started_at = "running", s.get("startedAt")
             self.save()
+            self.agent.ipam.flush()
+            self.state.flush()
         else:
             self.saved = None
             self.ip = self.agent.ipam.allocate(self.uid)
-            self.save()  # before the namespace exists: a restarted agent finds and removes it
-            await self.agent.net.setup(self.pod, self.uid, self.ip)
+            self.save()
+            # Both files are written in the setup's worker thread, before the namespace exists: a restarted
+            # agent finds the pod and removes it, and never hands its address to another.
+            await self.agent.net.setup(self.pod, self.uid, self.ip,
+                                       before=(self.agent.ipam.flush, self.state.flush))
         self.sandbox_ready = True
         return adopted
 
@@ -225,6 +240,11 @@ class PodWorker:
         """Remove everything the pod made: processes, namespace, IP, logs, state."""
         await self.agent.net.teardown(self.uid)
         self.agent.ipam.release(self.uid)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        (self.agent.state_dir / "pods" / f"{self.uid}.json").unlink(missing_ok=True)
+        await asyncio.to_thread(self._remove_files)
         self.finished = True
+
+    def _remove_files(self) -> None:
+        """The address freed on disk, logs and state gone (a worker thread: no file I/O on the loop)."""
+        self.agent.ipam.flush()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.state.remove()
