@@ -21,6 +21,12 @@ else a small multi-process UDP generator in this file.  Figures:
 * freshness: from a Service create (or an ExternalName change) being
   acknowledged by the API to the new answer being served, polling every ms.
 
+With ``--pin`` (two or more CPUs) the load generator runs pinned to CPU 0 and
+each server (ours and dnsmasq alike) to the last CPU, so dnsperf's threads do
+not preempt the server under test; on a machine busy with other work that
+makes things worse (the server cannot move off a busy CPU), so it is off by
+default.
+
 Goals: >= 0.5x dnsmasq's rate; p99 < 5 ms; fresh within 100 ms.  Traffic stays
 on 127.0.0.1.  Run: ``python bench/bench_dns.py [--services 200] [--duration 10]``.
 """
@@ -53,6 +59,17 @@ from kubesvc.testing.cluster import start_cluster
 
 ZONE = "svc.cluster.local"
 CORE_DNS_PER_CORE = 16_800
+PIN = {"client": [], "server": []}  # taskset prefixes, set in main()
+
+
+def set_pinning(enabled: bool) -> str:
+    """Load generator on CPU 0, servers on the last CPU; returns how, for the report."""
+    n = os.cpu_count() or 1
+    if not enabled or n < 2 or shutil.which("taskset") is None:
+        PIN["client"], PIN["server"] = [], []
+        return "not pinned"
+    PIN["client"], PIN["server"] = ["taskset", "-c", "0"], ["taskset", "-c", str(n - 1)]
+    return f"dnsperf pinned to CPU 0, each server to CPU {n - 1}"
 
 
 def free_port() -> int:
@@ -98,7 +115,7 @@ def wait_answer(port: int, name: str, want: str, timeout: float = 10.0, every: f
 
 def dnsperf(port: int, queries: Path, seconds: float, qps: int = 0, per_query: bool = False) -> dict:
     """One dnsperf run; with ``per_query``, every answer's latency as dnsperf itself timed it (``-v``)."""
-    cmd = ["dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(seconds),
+    cmd = [*PIN["client"], "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(seconds),
            "-c", "8", "-q", "200", "-t", "2"]
     if qps:
         cmd += ["-Q", str(qps)]
@@ -252,7 +269,7 @@ def write_inputs(tmp: Path, names: list[tuple[str, str]]) -> tuple[Path, Path]:
 
 def start_dnsmasq(port: int, hosts: Path) -> subprocess.Popen[bytes]:
     exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-    return subprocess.Popen([exe, "--keep-in-foreground", "--no-resolv", "--no-hosts", f"--addn-hosts={hosts}",
+    return subprocess.Popen([*PIN["server"], exe, "--keep-in-foreground", "--no-resolv", "--no-hosts", f"--addn-hosts={hosts}",
                              "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={port}",
                              "--local=/cluster.local/", "--cache-size=10000", "--pid-file=", "--user=root",
                              "--dns-forward-max=1000"],
@@ -260,7 +277,7 @@ def start_dnsmasq(port: int, hosts: Path) -> subprocess.Popen[bytes]:
 
 
 def start_ours(port: int, kubeconfig: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "kubesvc", "dns", "--kubeconfig", str(kubeconfig),
+    return subprocess.Popen([*PIN["server"], sys.executable, "-m", "kubesvc", "dns", "--kubeconfig", str(kubeconfig),
                              "--listen", f"127.0.0.1:{port}", "--upstream", "127.0.0.1:9", "--metrics", "none"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -292,7 +309,9 @@ def main() -> int:
     ap.add_argument("--services", type=int, default=200)
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--pin", action="store_true", help="dnsperf on CPU 0, each server on the last CPU")
     args = ap.parse_args()
+    pinning = set_pinning(args.pin)
     have_dnsperf = shutil.which("dnsperf") is not None
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -309,7 +328,7 @@ def main() -> int:
             wait_answer(masq_port, names[-1][0], names[-1][1], timeout=10, every=0.05)
             load = dnsperf if have_dnsperf else pyload
             print(f"load generator: {'dnsperf' if have_dnsperf else 'python (dnsperf not installed)'}; "
-                  f"{args.services} services; mix 90% A hits / 10% NXDOMAIN; {os.cpu_count()} CPUs", flush=True)
+                  f"{args.services} services; mix 90% A hits / 10% NXDOMAIN; {os.cpu_count()} CPUs; {pinning}", flush=True)
             load(ours_port, queries, 1)  # warm up both
             load(masq_port, queries, 1)
             ours = load(ours_port, queries, args.duration)
