@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,11 +24,12 @@ from typing import Any
 from aiohttp import web
 
 from kubesvc.agent import node as nodeobj
-from kubesvc.agent import podexec
+from kubesvc.agent import podexec, threads
 from kubesvc.agent.ipam import IpAllocator
 from kubesvc.agent.logserver import make_app
 from kubesvc.agent.podnet import PodNetwork
 from kubesvc.agent.podworker import PodWorker
+from kubesvc.agent.statefile import read_last
 from kubesvc.agent.sysexec import Runner
 from kubesvc.api.meta import now_micro, now_rfc3339
 from kubesvc.api.resources import Resource, by_plural
@@ -47,6 +48,11 @@ def _res(group: str, version: str, plural: str) -> Resource:
 
 PODS, NODES, SERVICES = _res("", "v1", "pods"), _res("", "v1", "nodes"), _res("", "v1", "services")
 EVENTS, LEASES = _res("", "v1", "events"), _res("coordination.k8s.io", "v1", "leases")
+# Status writes in flight at once.  Each needs its own HTTP/1.1 connection (a TLS handshake, ~3 ms of CPU
+# on each side, whenever the pool has grown or idled out); the API server serves them one at a time anyway,
+# so a few keep it busy, and more only made a burst of pods open more connections and queue at the server.
+STATUS_WRITES_IN_FLIGHT = 4
+IO_THREADS = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default executor size
 KINDS = {"ConfigMap": by_plural("", "v1", "configmaps"), "Secret": by_plural("", "v1", "secrets")}
 
 
@@ -79,6 +85,8 @@ class Agent:
         self._written: dict[str, Obj] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
+        self._io: ThreadPoolExecutor | None = None
+        self._status_inflight: dict[str, asyncio.Task[None]] = {}
         self.node_uid: str | None = None
 
     # ---------------------------------------------------------------- AgentContext
@@ -125,10 +133,16 @@ class Agent:
     # ---------------------------------------------------------------- start / stop
 
     async def start(self) -> None:
+        if self._io is None:  # worker threads (container starts, state files; pod networks) before any burst
+            self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="agent-io")
+            asyncio.get_running_loop().set_default_executor(self._io)
+            threads.prestart(self._io, IO_THREADS)
+            self.net.prestart()
         await asyncio.to_thread(podexec.launcher)  # built once, before any pod needs it
         await self.register()
         self._tasks += [asyncio.create_task(self._lease_loop()), asyncio.create_task(self._node_status_loop()),
-                        asyncio.create_task(self._status_writer()), asyncio.create_task(self._event_sender())]
+                        asyncio.create_task(self._status_writer()), asyncio.create_task(self._event_sender()),
+                        asyncio.create_task(self._ipam_writer())]
         self.pods.start()
         self.svcs.start()
         await asyncio.gather(self.pods.wait_synced(), self.svcs.wait_synced())
@@ -152,6 +166,7 @@ class Agent:
         if self._runner is not None:
             await self._runner.cleanup()
         self.net.close()
+        self.ipam.flush()
 
     async def _stop_worker(self, w: PodWorker, grace: float) -> None:
         await w.stop(grace)
@@ -159,11 +174,17 @@ class Agent:
         self.workers.pop(w.uid, None)
 
     async def adopt(self) -> None:
-        """Pods an earlier agent left: keep the ones the API still binds here, remove the rest."""
+        """Pods an earlier agent left: keep the ones the API still binds here, remove the rest.
+
+        The kept pods' addresses come from their own state files (the IPAM file is written lazily and
+        may lag): every address that is not a kept pod's is released, and each kept pod's is reserved,
+        before any pod starts, so no new pod is handed an address in use.
+        """
         live = {p["metadata"]["uid"]: p for p in self.pods.store.list()}
+        kept: list[tuple[PodWorker, Obj]] = []
         for f in sorted((self.state_dir / "pods").glob("*.json")):
             try:
-                saved = json.loads(f.read_text())
+                saved = read_last(f)
             except (OSError, ValueError):
                 f.unlink(missing_ok=True)
                 continue
@@ -175,12 +196,20 @@ class Agent:
                 log.info("removing orphaned pod %s/%s", saved.get("namespace"), saved.get("name"))
                 await w.cleanup()
                 continue
-            self.workers[uid] = w
-            w.start()
+            kept.append((w, saved))
         for owner in self.ipam.owners():
-            if owner not in self.workers:
+            if owner not in {w.uid for w, _ in kept}:
                 self.ipam.release(owner)
+        for w, saved in kept:
+            if saved.get("ip"):
+                try:
+                    self.ipam.assign(w.uid, saved["ip"])
+                except ValueError as e:  # not this node's range, or another's: the pod gets a new one
+                    log.warning("pod %s/%s: %s", w.namespace, w.pod_name, e)
         self.ipam.flush()
+        for w, _ in kept:
+            self.workers[w.uid] = w
+            w.start()
 
     # ---------------------------------------------------------------- pods
 
@@ -233,7 +262,7 @@ class Agent:
     # ---------------------------------------------------------------- writers
 
     async def _status_writer(self) -> None:
-        sem = asyncio.Semaphore(16)
+        sem = asyncio.Semaphore(STATUS_WRITES_IN_FLIGHT)
 
         async def write(uid: str) -> None:
             async with sem:
@@ -253,10 +282,10 @@ class Agent:
                 except Exception as e:  # noqa: BLE001 - the next change retries
                     log.warning("status of %s/%s: %s", w.namespace, w.pod_name, e)
 
-        # Writes go out as they come (at most 16 at once), not batch after batch: a pod that turns
+        # Writes go out as they come (a few at once), not batch after batch: a pod that turns
         # Ready does not wait for the slowest write of the batch before it.  One write per pod is in
         # flight at a time; a change meanwhile is written after it.
-        inflight: dict[str, asyncio.Task[None]] = {}
+        inflight = self._status_inflight
         again: set[str] = set()
 
         def done(uid: str) -> None:
@@ -283,10 +312,24 @@ class Agent:
                 t.cancel()
             await asyncio.gather(*inflight.values(), return_exceptions=True)
 
+    async def _ipam_writer(self) -> None:
+        """The address allocations on disk about once a second, from a worker thread (see ``ipam``)."""
+        while True:
+            await asyncio.sleep(1.0)
+            if self.ipam.unsaved:
+                try:
+                    await asyncio.to_thread(self.ipam.flush)
+                except OSError as e:
+                    log.warning("ipam state: %s", e)
+
     async def _event_sender(self) -> None:
         while True:
             ev = await self._events.get()
-            while self._dirty:  # status first: it is what users and controllers wait for
+            # Status first (what users and controllers wait for), though not forever: a steady stream of
+            # status writes delays an event by a few seconds at most.
+            for _ in range(100):
+                if not (self._dirty or self._status_inflight):
+                    break
                 await asyncio.sleep(0.05)
             try:
                 await self.client.create(EVENTS, ev, ev["metadata"]["namespace"])

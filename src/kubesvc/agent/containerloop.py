@@ -197,7 +197,7 @@ class ContainerLoop:
         r = self.rec
         if r.state != "running":  # an adopted process keeps its recorded start
             r.started_at = now_rfc3339()
-        r.state, r.reason, r.message, r.pid = "running", "", "", proc.pid
+        r.state, r.reason, r.message, r.pid, r.start_ticks = "running", "", "", proc.pid, proc.start_ticks
         r.container_id = f"kubesvc://{self.w.uid[:8]}-{self.name}-{r.restart_count}"
         r.started = self.spec.get("startupProbe") is None
         r.ready = r.started and self.spec.get("readinessProbe") is None and not self.init
@@ -222,7 +222,7 @@ class ContainerLoop:
         r.finished_at = now_rfc3339()
         r.started_at = r.started_at or r.finished_at
         r.ready = r.started = False
-        r.pid = None
+        r.pid = r.start_ticks = None
         self.changed()
 
     async def _sleep(self, seconds: float) -> None:

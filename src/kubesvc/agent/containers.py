@@ -34,6 +34,7 @@ _WRAP = 'hostname "$0" && exec "$@"'
 
 class Proc(Protocol):
     pid: int
+    start_ticks: int | None  # /proc start time, which tells this process from a later one with its pid
 
     async def wait(self) -> int: ...
 
@@ -69,9 +70,10 @@ async def _pidfd_wait(pid: int) -> None:
 class ChildProc:
     """A container the agent started: its pidfd says when it ends, waitpid gives the exit status."""
 
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], start_ticks: int | None = None) -> None:
         self.proc = proc
         self.pid = proc.pid
+        self.start_ticks = start_ticks
 
     async def wait(self) -> int:
         if self.proc.returncode is None:
@@ -83,8 +85,9 @@ class ChildProc:
 class AdoptedProc:
     """A container started by an earlier agent: only a pidfd tells when it ends (no exit status)."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, start_ticks: int | None = None) -> None:
         self.pid = pid
+        self.start_ticks = start_ticks
 
     async def wait(self) -> int:
         await _pidfd_wait(self.pid)
@@ -150,17 +153,21 @@ async def start(netns: str, hostname: str, argv: list[str], env: dict[str, str],
                 cwd: str = "/", stdin: int | None = None) -> ChildProc:
     """Start the container's program in the pod (the fork happens in a worker thread, off the loop).
 
-    ``stdin``: an fd to give it as stdin (``stdin: true``), else /dev/null.
+    ``stdin``: an fd to give it as stdin (``stdin: true``), else /dev/null.  The process's start time
+    is read in the same thread (a /proc read of a process still setting itself up can take a millisecond).
     """
-    proc = await asyncio.to_thread(_spawn, netns, hostname, argv, env, log_path, cwd, True, stdin)
-    return ChildProc(proc)
+    def spawn() -> ChildProc:
+        proc = _spawn(netns, hostname, argv, env, log_path, cwd, True, stdin)
+        return ChildProc(proc, proc_start_ticks(proc.pid))
+
+    return await asyncio.to_thread(spawn)
 
 
 def adopt(pid: int, start_ticks: int) -> AdoptedProc | None:
     """The running process of an earlier agent, if it is still the same process."""
     if pid <= 0 or proc_start_ticks(pid) != start_ticks:
         return None
-    return AdoptedProc(pid)
+    return AdoptedProc(pid, start_ticks)
 
 
 def signal_group(pid: int, sig: int = signal.SIGTERM) -> None:

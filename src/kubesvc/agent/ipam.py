@@ -6,10 +6,12 @@ allocation goes round-robin from the last address handed out rather than
 reusing the lowest free one, so a replaced pod gets a new address (the seed's
 point: pods move and their IPs change) and a stale connection to an old
 address does not land on a new pod.  The file is
-rewritten atomically after each change (``deferred``: by :meth:`IpAllocator.flush`,
-which the agent calls from a worker thread before the address is put on a
-pod, so the event loop does no file I/O per pod), so an agent restarted over
-running pods hands each the address it already has and never hands it to another.
+rewritten atomically after each change, so an agent restarted over running
+pods hands each the address it already has and never hands it to another.
+With ``deferred`` it is written only by :meth:`IpAllocator.flush`, which the
+agent calls from a worker thread about once a second: each pod's address is
+on disk before its namespace exists in the pod's own state file, and a
+restarted agent reserves those first, so the file need not be rewritten per pod.
 The network address, the gateway (``.1``, the node's bridge) and the
 broadcast address are never given out.
 """
@@ -94,6 +96,11 @@ class IpAllocator:
 
     def owners(self) -> list[str]:
         return list(self.by_owner)
+
+    @property
+    def unsaved(self) -> bool:
+        """Changes not yet written (``deferred``)."""
+        return self._file is not None and self._file.pending
 
     def flush(self) -> None:
         """Write the allocations made so far to the file (any thread; with ``deferred``, the caller's job)."""

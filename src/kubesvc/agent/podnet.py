@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from kubesvc.agent import nsutil, rtnl
+from kubesvc.agent import nsutil, rtnl, threads
 from kubesvc.agent.hostnet import NETNS_CONF_DIR, NODE_BRIDGE, POD_NETNS_PREFIX, kill_pids
 from kubesvc.agent.sysexec import Runner
 from kubesvc.api import addressplan as plan
@@ -108,6 +108,7 @@ class PodNetwork:
 
     def __init__(self, runner: Runner | None, pod_cidr: str, conf_dir: Path = NETNS_CONF_DIR,
                  parallel: int = SETUP_PARALLEL) -> None:
+        self.parallel = parallel
         self.runner = runner  # kept for callers that pass one; netlink needs no commands
         self.prefix = pod_cidr.split("/")[1]
         self.gateway = pod_cidr.rsplit(".", 1)[0] + ".1"
@@ -125,6 +126,10 @@ class PodNetwork:
             with self._lock:
                 self._sockets.append(nl)
         return nl
+
+    def prestart(self) -> None:
+        """Start the worker threads now (see :mod:`kubesvc.agent.threads`)."""
+        threads.prestart(self._pool, self.parallel)
 
     async def _in_thread(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)

@@ -136,7 +136,7 @@ class PodWorker:
     def state(self) -> StateFile:
         """``pods/<uid>.json`` in the agent's state directory."""
         if self._state is None:
-            self._state = StateFile(self.agent.state_dir / "pods" / f"{self.uid}.json")
+            self._state = StateFile(self.agent.state_dir / "pods" / f"{self.uid}.json", journal=True)
         return self._state
 
     def save(self) -> None:
@@ -144,7 +144,7 @@ class PodWorker:
         cs = {}
         for c in self.init_loops + self.loops:
             r = c.rec
-            cs[c.name] = {"pid": r.pid, "ticks": containers.proc_start_ticks(r.pid) if r.pid else None,
+            cs[c.name] = {"pid": r.pid, "ticks": r.start_ticks if r.pid else None,
                           "restartCount": r.restart_count, "startedAt": r.started_at,
                           "lastTerminated": r.last_terminated, "state": r.state, "exitCode": r.exit_code}
         doc = {"uid": self.uid, "namespace": self.namespace, "name": self.pod_name, "ip": self.ip,
@@ -216,10 +216,9 @@ class PodWorker:
             self.saved = None
             self.ip = self.agent.ipam.allocate(self.uid)
             self.save()
-            # Both files are written in the setup's worker thread, before the namespace exists: a restarted
-            # agent finds the pod and removes it, and never hands its address to another.
-            await self.agent.net.setup(self.pod, self.uid, self.ip,
-                                       before=(self.agent.ipam.flush, self.state.flush))
+            # Written in the setup's worker thread, before the namespace exists: a restarted agent finds the
+            # pod (and removes it, or adopts it) and reserves its address before handing out any other.
+            await self.agent.net.setup(self.pod, self.uid, self.ip, before=(self.state.flush,))
         self.sandbox_ready = True
         return adopted
 
@@ -244,7 +243,6 @@ class PodWorker:
         self.finished = True
 
     def _remove_files(self) -> None:
-        """The address freed on disk, logs and state gone (a worker thread: no file I/O on the loop)."""
-        self.agent.ipam.flush()
+        """Logs and state gone (a worker thread: no file I/O on the loop)."""
         shutil.rmtree(self.dir, ignore_errors=True)
         self.state.remove()

@@ -32,6 +32,7 @@ class ContainerRecord:
     started: bool = False
     container_id: str = ""
     pid: int | None = None
+    start_ticks: int | None = None  # of the process ``pid`` (see containers.proc_start_ticks)
     extra: Obj = field(default_factory=dict)
 
     def terminated_dict(self) -> Obj:
