@@ -105,6 +105,8 @@ def _enter_pod(netns_fd: int, hostname: str, etc_binds: list[tuple[str, str]]) -
         nsutil.setns(netns_fd, nsutil.CLONE_NEWNET)
         nsutil.unshare(nsutil.CLONE_NEWNS | nsutil.CLONE_NEWUTS)
         nsutil.mount("", "/", "none", nsutil.MS_SLAVE | nsutil.MS_REC)  # nothing leaks back to the host
+        with contextlib.suppress(OSError):  # other pods' namespaces: not for this one (see podexec)
+            nsutil.umount(str(nsutil.NETNS_RUN_DIR))
         with contextlib.suppress(OSError):  # /sys of the pod's network, as `ip netns exec` mounts it
             nsutil.umount("/sys")
             nsutil.mount("sysfs", "/sys", "sysfs", 0)

@@ -5,6 +5,10 @@ costs milliseconds of page-table copying per container; a ``vfork`` of this
 launcher costs a fraction of that.  The launcher does what ``ip netns exec``
 and ``unshare --uts`` did, in one exec: join the pod's network namespace, new
 mount and UTS namespaces, ``/`` made a slave (nothing leaks back to the host),
+the host's ``/run/netns`` detached (a pod has no business with other pods'
+namespaces, and while it was there every pod namespace made or removed on the
+host was propagated into every running container's mount namespace: ~0.3 ms
+more per namespace with 100 containers running),
 ``/sys`` remounted for the pod's network, every ``/etc/netns/<ns>/NAME``
 bound over ``/etc/NAME``, the hostname set; then it execs the container's
 program (PATH lookup as a shell's ``exec``: 127 when not found, 126 when not
@@ -60,6 +64,7 @@ int main(int argc, char **argv) {
     close(fd);
     if (unshare(CLONE_NEWNS | CLONE_NEWUTS) != 0) fail("unshare", "");
     if (mount("", "/", "none", MS_SLAVE | MS_REC, NULL) != 0) fail("mount --make-rslave", "/");
+    umount2("/run/netns", MNT_DETACH); /* the host's namespace mounts: not the pod's, and each would propagate here */
     struct statvfs sv;
     unsigned long sysflags = (statvfs("/sys", &sv) == 0 && (sv.f_flag & ST_RDONLY)) ? MS_RDONLY : 0;
     if (umount2("/sys", MNT_DETACH) == 0) mount("sysfs", "/sys", "sysfs", sysflags, NULL);
