@@ -329,6 +329,22 @@ async def test_watch_order_no_gaps_no_duplicates_under_load(store: Store) -> Non
     w.close()
 
 
+async def test_watch_drain_and_wait_serve_batches(store: Store) -> None:
+    """drain() hands over what is queued at once; wait() times out idle, wakes on an event or the end."""
+    w = store.watch("/s", after_revision=store.revision)
+    assert w.drain() == [] and not w.closed
+    assert await w.wait(0.01) is False
+    waiter = asyncio.create_task(w.wait(5))
+    await asyncio.sleep(0)
+    await store.create("/s/a", svc("a"))
+    assert await asyncio.wait_for(waiter, 2) is True
+    await store.create("/s/b", svc("b"))
+    await asyncio.sleep(0.05)
+    assert [e.key for e in w.drain()] == ["/s/a", "/s/b"] and w.drain() == []
+    w.close()
+    assert w.closed and await w.wait(5) is True and w.drain() == []
+
+
 async def test_watch_prefix_filtering(store: Store) -> None:
     w = store.watch("/a/b", after_revision=store.revision)
     await store.create("/a/bc/1", svc("x"))

@@ -131,29 +131,32 @@ async def serve_watch(
 async def _pump(
     resp: web.StreamResponse, watch: Any, wr: WatchRequest, encode: Callable[[str, Stored], bytes], after: int
 ) -> None:
+    """Events as they come, every event queued meanwhile in one write; bookmarks when idle."""
     deadline = time.monotonic() + wr.timeout
     last_rv = after
-    it = watch.__aiter__()
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return
-        wait = min(remaining, BOOKMARK_INTERVAL) if wr.bookmarks else remaining
-        try:
-            ev = await asyncio.wait_for(it.__anext__(), timeout=wait)
-        except StopAsyncIteration:
+        events = watch.drain()
+        if events:
+            lines = []
+            for ev in events:
+                last_rv = ev.revision
+                etype = filter_event(ev.type, ev.current, ev.previous, wr.predicate)
+                if etype is not None:
+                    lines.append(encode(etype, ev.current))
+            if lines:
+                await resp.write(b"".join(lines))
+            continue
+        if watch.closed:
             err = getattr(watch, "error", None)
             if isinstance(err, StorageError):
                 await resp.write(_status_line(errors.gone(f"watch closed: {err}")))
             return
-        except TimeoutError:
-            if wr.bookmarks and time.monotonic() < deadline:
-                await resp.write(_bookmark(wr.resource, last_rv))
-            continue
-        last_rv = ev.revision
-        etype = filter_event(ev.type, ev.current, ev.previous, wr.predicate)
-        if etype is not None:
-            await resp.write(encode(etype, ev.current))
+        wait = min(remaining, BOOKMARK_INTERVAL) if wr.bookmarks else remaining
+        if not await watch.wait(wait) and wr.bookmarks and time.monotonic() < deadline:
+            await resp.write(_bookmark(wr.resource, last_rv))
 
 
 def _bookmark(res: Resource, rv: int) -> bytes:

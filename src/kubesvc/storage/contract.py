@@ -139,6 +139,19 @@ class Watch(Protocol):
 
     async def __anext__(self) -> Event: ...
 
+    def drain(self) -> list[Event]:
+        """Every event queued now, without waiting (a busy watch is served in batches)."""
+        ...
+
+    async def wait(self, timeout: float) -> bool:
+        """Until an event is queued or the watch ends (True), or ``timeout`` seconds pass (False)."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """Ended; what :meth:`drain` still returns is all there will be."""
+        ...
+
     def close(self) -> None: ...
 
 

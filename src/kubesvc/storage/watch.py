@@ -35,7 +35,7 @@ class EngineWatch:
         self._after = after
         self._max = max_queue
         self._queue: deque[Event] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[bool] | None = None
         self._closed = False
 
     def push(self, event: Event) -> None:
@@ -63,10 +63,32 @@ class EngineWatch:
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+            self._waiter.set_result(True)
 
     def __aiter__(self) -> EngineWatch:
         return self
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def drain(self) -> list[Event]:
+        out = list(self._queue)
+        self._queue.clear()
+        return out
+
+    async def wait(self, timeout: float) -> bool:
+        """A future and a timer, not ``asyncio.wait_for`` (a task per event, per watcher)."""
+        if self._queue or self._closed:
+            return True
+        loop = asyncio.get_running_loop()
+        fut = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, _time_up, fut)
+        try:
+            return bool(await fut)
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     async def __anext__(self) -> Event:
         while True:
@@ -79,6 +101,11 @@ class EngineWatch:
                 await self._waiter
             finally:
                 self._waiter = None
+
+
+def _time_up(fut: asyncio.Future[bool]) -> None:
+    if not fut.done():
+        fut.set_result(False)
 
 
 class WatchHub:
