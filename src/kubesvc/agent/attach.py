@@ -30,7 +30,16 @@ from aiohttp import WSMsgType, web
 
 from kubesvc.agent.agentauth import unauthorized
 from kubesvc.agent.containerstdin import FifoWriter
-from kubesvc.agent.streams import CLOSE, ERROR, PROTOCOLS, STDERR, STDIN, STDOUT, success_status
+from kubesvc.agent.streams import (
+    CLOSE,
+    ERROR,
+    PROTOCOLS,
+    STDERR,
+    STDIN,
+    STDOUT,
+    running_container_error,
+    success_status,
+)
 
 if TYPE_CHECKING:
     from kubesvc.agent.containerloop import ContainerLoop
@@ -127,14 +136,8 @@ def make_attach_handler(find: FindPod, token: str) -> Callable[[web.Request], An
         await ws.prepare(request)
         w = find(ns, pod)
         c = next((x for x in w.init_loops + w.loops if x.name == cname), None) if w is not None else None
-        error = None
-        if w is None:
-            error = f'pod "{pod}" not found on this node'
-        elif c is None:
-            error = f"container {cname} is not valid for pod {pod}"
-        elif c.rec.state != "running" or c.proc is None:
-            error = f'unable to upgrade connection: container not found ("{cname}")'
-        elif not w.log_path(cname, c.rec.restart_count).exists():
+        error = running_container_error(w, c, pod, cname)
+        if error is None and w is not None and c is not None and not w.log_path(cname, c.rec.restart_count).exists():
             error = f'unable to upgrade connection: container "{cname}" has no output yet'
         if error is not None:
             await ws.send_str(json.dumps({"code": 400, "message": error}))

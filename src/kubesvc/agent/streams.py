@@ -215,6 +215,17 @@ class _Exec:
         return 128 - rc if rc < 0 else rc
 
 
+def running_container_error(w: PodWorker | None, c: ContainerLoop | None, pod: str, cname: str) -> str | None:
+    """Why exec or attach cannot reach this container (as the kubelet words it), or None."""
+    if w is None:
+        return f'pod "{pod}" not found on this node'
+    if c is None:
+        return f"container {cname} is not valid for pod {pod}"
+    if c.rec.state != "running" or c.proc is None:
+        return f'unable to upgrade connection: container not found ("{cname}")'
+    return None
+
+
 def make_exec_handler(find: FindPod, token: str) -> Callable[[web.Request], Any]:
     async def exec_handler(request: web.Request) -> web.StreamResponse:
         if (denied := unauthorized(request, token)) is not None:
@@ -228,14 +239,8 @@ def make_exec_handler(find: FindPod, token: str) -> Callable[[web.Request], Any]
         await ws.prepare(request)
         w = find(ns, pod)
         c = _container(w, cname) if w is not None else None
-        error = None
-        if w is None:
-            error = f'pod "{pod}" not found on this node'
-        elif c is None:
-            error = f"container {cname} is not valid for pod {pod}"
-        elif c.rec.state != "running" or c.proc is None:
-            error = f'unable to upgrade connection: container not found ("{cname}")'
-        elif not argv:
+        error = running_container_error(w, c, pod, cname)
+        if error is None and not argv:
             error = "you must specify at least one command for the container"
         if error is not None:
             await ws.send_str(json.dumps({"code": 400, "message": error}))

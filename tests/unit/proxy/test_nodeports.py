@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from proxy_builders import NODE, NODE_IP, endpoint, endpoint_slice, endpoints_of, program, reach, service
@@ -84,15 +85,7 @@ async def test_the_proxier_reads_the_node_addresses_on_full_syncs() -> None:
         return addresses[0]
 
     fake = FakeNft(local_ips=(*LOCAL, "192.168.5.6"))
-    p = Proxier(ProxyConfig("node-1", cluster_cidr="10.244.0.0/16", nodeport_addresses=("192.168.5.0/24",)),
-                fake, local_addresses=local)
-    p.on_node(None, NODE_OBJ)
-    p.mark_synced("services")
-    p.mark_synced("endpointslices")
-    p.on_service(None, nodeport_service())
-    for sl in two_endpoints():
-        p.on_slice(None, sl)
-    await p.sync()
+    p = await _synced(fake, ("192.168.5.0/24",), local)
     assert endpoints_of(reach(fake, OUTSIDE, OTHER_IP, 30080)) == EPS
     assert reach(fake, OUTSIDE, NODE_IP, 30080) == {Outcome("ACCEPT")}
     addresses[0] = (*LOCAL, "192.168.5.6")  # an address added to the node: taken on the next full sync
@@ -106,15 +99,7 @@ async def test_primary_is_the_nodes_internal_ip() -> None:
         return LOCAL
 
     fake = FakeNft(local_ips=LOCAL)
-    p = Proxier(ProxyConfig("node-1", cluster_cidr="10.244.0.0/16", nodeport_addresses=("primary",)),
-                fake, local_addresses=local)
-    p.on_node(None, NODE_OBJ)
-    p.mark_synced("services")
-    p.mark_synced("endpointslices")
-    p.on_service(None, nodeport_service())
-    for sl in two_endpoints():
-        p.on_slice(None, sl)
-    await p.sync()
+    await _synced(fake, ("primary",), local)
     assert endpoints_of(reach(fake, OUTSIDE, NODE_IP, 30080)) == EPS
     assert reach(fake, OUTSIDE, OTHER_IP, 30080) == {Outcome("ACCEPT")}
 
@@ -132,3 +117,17 @@ async def test_kubesvc_proxy_refuses_a_bad_flag_with_one_line(capsys: pytest.Cap
     assert capsys.readouterr().err.strip().splitlines() == [
         "kubesvc proxy: --nodeport-addresses: nodePortAddresses[1]: Invalid value: 'primary': "
         "can't use both 'primary' and CIDRs"]
+
+
+async def _synced(fake: FakeNft, nodeport_addresses: tuple[str, ...], local: Any) -> Proxier:
+    """A proxier for node-1 limited to ``nodeport_addresses``, synced with a two-endpoint NodePort Service."""
+    p = Proxier(ProxyConfig("node-1", cluster_cidr="10.244.0.0/16", nodeport_addresses=nodeport_addresses),
+                fake, local_addresses=local)
+    p.on_node(None, NODE_OBJ)
+    p.mark_synced("services")
+    p.mark_synced("endpointslices")
+    p.on_service(None, nodeport_service())
+    for sl in two_endpoints():
+        p.on_slice(None, sl)
+    await p.sync()
+    return p
