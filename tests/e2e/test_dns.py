@@ -250,3 +250,40 @@ def test_standalone_dns_with_dead_upstream(cluster: Cluster) -> None:
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+def _listeners(port: int) -> set[int]:
+    """Pids of the processes holding a UDP socket on 127.0.0.1:port (from `ss`)."""
+    out = subprocess.run(["ss", "-Hulnp", f"sport = :{port}"], capture_output=True, text=True).stdout
+    return {int(p) for p in re.findall(r"pid=(\d+)", out)}
+
+
+def test_workers_share_the_port_answer_fresh_and_go_with_the_first(cluster: Cluster) -> None:
+    """`--workers 2`: two processes on one port, both current with the API; they stop with the first."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "kubesvc", "dns", "--kubeconfig", str(cluster.kubeconfig),
+                             "--listen", f"127.0.0.1:{port}", "--upstream", "127.0.0.1:9", "--metrics", "none",
+                             "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def two_listeners() -> set[int]:
+        pids = _listeners(port)
+        assert len(pids) == 2, pids
+        return pids
+
+    def fresh() -> None:
+        assert short(port, f"workers-web.default.{Z}") == ["10.0.77.7"]
+
+    def none_left() -> None:
+        assert not _listeners(port)
+
+    try:
+        assert proc.pid in eventually(two_listeners, 20)
+        apply(cluster, svc("workers-web", clusterIP="10.0.77.7", ports=[{"port": 80}]))
+        # dig uses a new source port each time and the kernel spreads sources over the two sockets,
+        # so twenty answers in a row almost surely include both workers': every one must be fresh
+        for _ in range(20):
+            eventually(fresh, 5)
+    finally:
+        proc.kill()  # no clean stop: the extra worker must notice on its own
+        proc.wait(10)
+    eventually(none_left, 10)

@@ -52,6 +52,9 @@ def add_dns_parser(sub: Any) -> None:
                         "a pod's own address in its namespace (verified: watches Pods), or never (disabled)")
     p.add_argument("--reuse-port", action="store_true",
                    help="SO_REUSEPORT, so several `kubesvc dns` processes share one address")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes answering on the same addresses (SO_REUSEPORT; default 1)")
+    p.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def add_up_flags(up: argparse.ArgumentParser) -> None:
@@ -73,20 +76,34 @@ def run_dns_command(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
         metrics = None if args.metrics == "none" else parse_addr(args.metrics, 9153)
     except ValueError as e:
         raise CliError(f"invalid address: {e}") from None
+    from kubesvc.cli.dnsworkers import check_workers, run_workers, watch_parent, worker_argv
+
+    check_workers(args, [port for _, port in listen])
 
     async def main() -> int:
         task = asyncio.ensure_future(run_dns(args.kubeconfig, listen, ttl=args.ttl, upstreams=upstreams,
                                              metrics=metrics, domain=args.cluster_domain,
-                                             reuse_port=args.reuse_port, pods=args.pods))
+                                             reuse_port=args.reuse_port or args.workers > 1, pods=args.pods))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
+        helpers: list[asyncio.Task[None]] = []
+        stop = asyncio.Event()
+        if args.parent_pid:
+            helpers.append(asyncio.create_task(watch_parent(args.parent_pid, task)))
+        if args.workers > 1:
+            helpers.append(asyncio.create_task(run_workers(worker_argv(args), args.workers - 1, stop)))
         try:
             await task
         except asyncio.CancelledError:
             return 0
         except OSError as e:
             raise CliError(f"cannot serve DNS: {e.strerror or e}") from None
+        finally:
+            stop.set()  # run_workers stops the extra workers and returns
+            if args.parent_pid:
+                helpers[0].cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
         return 0
 
     return main()
