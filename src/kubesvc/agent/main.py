@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import gc
 import logging
 import signal
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("kubesvc.agent")
-PR_SET_PDEATHSIG = 1
 
 
 def add_agent_parser(sub: Any) -> None:
@@ -31,18 +29,14 @@ def add_agent_parser(sub: Any) -> None:
     p.add_argument("--exit-with-parent", action="store_true", help="get SIGTERM when the parent process dies")
 
 
-def _exit_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
 async def run_agent(args: argparse.Namespace) -> int:
     from kubesvc.agent.agent import Agent, AgentConfig
     from kubesvc.agent.sysexec import HostRunner
+    from kubesvc.api.parentdeath import exit_with_parent
     from kubesvc.client.rest import ApiClient
 
     if args.exit_with_parent:
-        _exit_with_parent()
+        exit_with_parent()
     token = args.token_file.read_text().strip() if args.token_file else ""
     cfg = AgentConfig(args.node_name, args.node_ip, args.pod_cidr, args.state_dir.absolute(), token, args.port)
     client = ApiClient.from_kubeconfig(args.kubeconfig, user_agent=f"kubesvc-agent/{args.node_name}")
@@ -68,10 +62,10 @@ async def _start_with_retry(agent: Any) -> None:
         try:
             await agent.start()
             # What start built (modules, caches, connections) lives as long as the agent: one full collection
-            # now, and freezing its survivors, keeps later ones from rescanning it in the middle of a pod burst
-            # (an unfrozen first full collection was measured at ~200 ms, a stall of every pod starting then).
+            # now, whose survivors the process's GC policy freezes (kubesvc.cli.gcpolicy, set by run_loop),
+            # keeps later ones from rescanning it in the middle of a pod burst (an unfrozen first full
+            # collection was measured at ~200 ms, a stall of every pod starting then).
             gc.collect()
-            gc.freeze()
             return
         except asyncio.CancelledError:
             raise

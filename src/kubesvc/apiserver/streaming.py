@@ -145,13 +145,19 @@ async def _remote_command(h: ResourceHandlers, request: web.Request, pod: Obj, s
     agent_proto = proto if websocket else EXEC_PROTOCOLS[0]  # v5 to the agent: it can carry stdin's close
     async with _agent_ws(h, request, node, f"/{sub}/{ns}/{name}/{container}", params, agent_proto) as agent:
         if websocket:
-            ws = web.WebSocketResponse(protocols=(proto,), max_msg_size=0)
-            await ws.prepare(request)
-            await _relay(ws, agent)
-            return ws
+            return await _relay_websocket(request, proto, agent)
         conn = await streaming_spdy.upgrade(request, proto)
         await _bridge_spdy(conn, agent, streaming_spdy.expected_streams(request.query))
         return conn.response
+
+
+async def _relay_websocket(request: web.Request, proto: str,
+                           agent: aiohttp.ClientWebSocketResponse) -> web.WebSocketResponse:
+    """Answer the client's websocket upgrade with ``proto`` and relay frames both ways with the agent's."""
+    ws = web.WebSocketResponse(protocols=(proto,), max_msg_size=0)
+    await ws.prepare(request)
+    await _relay(ws, agent)
+    return ws
 
 
 async def _both(a: Awaitable[None], b: Awaitable[None]) -> None:
@@ -234,10 +240,7 @@ async def _portforward(h: ResourceHandlers, request: web.Request, pod: Obj) -> w
         raise errors.bad_request("Upgrade request required")
     async with _agent_ws(h, request, node, f"/portForward/{ns}/{name}", [], PORTFORWARD_PROTOCOL) as agent:
         if websocket:
-            ws = web.WebSocketResponse(protocols=(proto,), max_msg_size=0)
-            await ws.prepare(request)
-            await _relay(ws, agent)
-            return ws
+            return await _relay_websocket(request, proto, agent)
         conn = await streaming_spdy.upgrade(request, proto)
 
         async def up() -> None:

@@ -13,7 +13,7 @@ and the components each get one.
 
 The parent supervises: it waits for the child's readiness line on a pipe,
 restarts it (with back-off) if it dies, and stops it before the agents and the
-server.  The child exits on its own when its parent is gone.
+server.  The child stops when its parent is gone (``exit_with_parent``).
 """
 
 from __future__ import annotations
@@ -108,6 +108,7 @@ def parse_nodes(entries: Sequence[str]) -> list[tuple[str, str]]:
 
 async def run_components(args: argparse.Namespace) -> int:
     """The child: start everything, say ready, serve until SIGTERM/SIGINT or the parent is gone."""
+    from kubesvc.api.parentdeath import exit_with_parent
     from kubesvc.cli.components import lb_pool_entries, start_controllers, start_lb
     from kubesvc.cli.dnsboot import start_cluster_dns
     from kubesvc.cli.nodeproxies import start_node_proxies
@@ -115,12 +116,14 @@ async def run_components(args: argparse.Namespace) -> int:
     nodes = parse_nodes(args.node)
     pools = lb_pool_entries(args)
     nodeport_addresses = check_node_proxy_flags(args)
-    parent = os.getppid()
     stoppers: list[Callable[[], Awaitable[None]]] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if not exit_with_parent():  # from now on `up` dying sends us SIGTERM
+        log.warning("components: kubesvc up is gone; not starting")
+        return 0
     try:
         stoppers.append(await start_controllers(args.kubeconfig))
         stoppers.append(await start_lb(args.kubeconfig, pools, kernel=args.kernel, service_cidr=args.service_cidr))
@@ -132,12 +135,7 @@ async def run_components(args: argparse.Namespace) -> int:
         if args.ready_fd is not None:
             os.write(args.ready_fd, READY)
             os.close(args.ready_fd)
-        while not stop.is_set():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
-            if os.getppid() != parent:  # `up` died without stopping us: do not outlive it
-                log.warning("components: kubesvc up is gone; stopping")
-                break
+        await stop.wait()
     finally:
         for s in reversed(stoppers):
             with contextlib.suppress(Exception):

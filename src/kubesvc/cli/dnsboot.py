@@ -76,9 +76,12 @@ def run_dns_command(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
         metrics = None if args.metrics == "none" else parse_addr(args.metrics, 9153)
     except ValueError as e:
         raise CliError(f"invalid address: {e}") from None
-    from kubesvc.cli.dnsworkers import check_workers, run_workers, watch_parent, worker_argv
+    from kubesvc.api.parentdeath import exit_with_parent
+    from kubesvc.cli.dnsworkers import check_workers, run_workers, worker_argv
 
     check_workers(args, [port for _, port in listen])
+    if args.parent_pid and not exit_with_parent(args.parent_pid):  # SIGTERM when the first worker goes
+        raise CliError(f"the first dns worker (pid {args.parent_pid}) is gone")
 
     async def main() -> int:
         task = asyncio.ensure_future(run_dns(args.kubeconfig, listen, ttl=args.ttl, upstreams=upstreams,
@@ -89,8 +92,6 @@ def run_dns_command(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
             loop.add_signal_handler(sig, task.cancel)
         helpers: list[asyncio.Task[None]] = []
         stop = asyncio.Event()
-        if args.parent_pid:
-            helpers.append(asyncio.create_task(watch_parent(args.parent_pid, task)))
         if args.workers > 1:
             helpers.append(asyncio.create_task(run_workers(worker_argv(args), args.workers - 1, stop)))
         try:
@@ -101,8 +102,6 @@ def run_dns_command(args: argparse.Namespace) -> Coroutine[Any, Any, int]:
             raise CliError(f"cannot serve DNS: {e.strerror or e}") from None
         finally:
             stop.set()  # run_workers stops the extra workers and returns
-            if args.parent_pid:
-                helpers[0].cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
         return 0
 

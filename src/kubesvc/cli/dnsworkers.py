@@ -8,8 +8,8 @@ its own watch cache, so each is as fresh as one alone (Kubernetes runs
 cluster DNS as two replicas for the same reason: more than one answers).
 
 The first process is a worker too; it starts the others with the same flags,
-restarts one that dies, and stops them when it stops.  A worker exits on its
-own when that first process is gone.
+restarts one that dies, and stops them when it stops.  A worker stops when
+that first process is gone (``exit_with_parent``).
 """
 
 from __future__ import annotations
@@ -78,10 +78,3 @@ async def run_workers(argv: list[str], n: int, stop: asyncio.Event) -> None:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-
-async def watch_parent(parent: int, task: asyncio.Future[object]) -> None:
-    """Cancel ``task`` (the worker's server) once the first process is gone."""
-    while os.getppid() == parent:
-        await asyncio.sleep(1.0)
-    log.warning("dns: the first worker (pid %d) is gone; stopping", parent)
-    task.cancel()
